@@ -1,0 +1,71 @@
+# Everything a fresh machine needs is installed by these targets; nothing is expected by hand.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS_BIN := $(CURDIR)/.tools/bin
+TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/d8registry/tools
+
+# Go tools, built from their Go modules at pinned versions.
+HELM_VERSION := v3.22.0
+DMT_VERSION := v0.1.64
+# Debian packages used by lint and tests (installed only when running as root and missing).
+DEBS := shellcheck
+
+export GOTOOLCHAIN := local
+export GOFLAGS := -mod=mod
+
+.PHONY: help deps venv tools debs sim test lint unit fuzz bench clean
+
+help:
+	@echo "make sim   - run the main job (installs what it needs)"
+	@echo "make test  - run lint and the whole test suite (installs what it needs)"
+	@echo "make bench - run the benchmarks"
+
+deps: debs venv tools
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+tools: $(TOOLS_BIN)/helm
+	@bash tools/build-go-tool.sh optional dmt github.com/deckhouse/dmt $(DMT_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+
+$(TOOLS_BIN)/helm:
+	bash tools/build-go-tool.sh required helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+
+debs:
+	@missing=(); for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing+=($$p); done; \
+	if [ $${#missing[@]} -eq 0 ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "not root: install $${missing[*]} yourself"; exit 0; fi; \
+	echo "installing Debian packages: $${missing[*]}"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$${missing[@]}" >/dev/null
+
+sim: deps
+	$(PY) -m d8registry
+
+lint: deps
+	$(VENV)/bin/ruff check hooks cli tests bench
+	@if ls files/node/*.sh >/dev/null 2>&1; then shellcheck files/node/*.sh; fi
+
+unit: deps
+	$(PY) -m pytest -q tests/unit
+
+test: lint
+	$(PY) -m pytest -q -p no:cacheprovider --benchmark-disable tests
+
+fuzz: deps
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider --benchmark-disable tests -k "propert or fuzz"
+
+bench: deps
+	$(PY) -m pytest -q -p no:cacheprovider bench
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .hypothesis

@@ -1,0 +1,207 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Running a hook the way addon-operator does: as a process talking through files named in env vars.
+
+The in-process variant calls the same chained runner the hook's __main__ uses, so tests can pick
+speed (in-process) or fidelity (subprocess) without changing what is exercised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .hook_config import parse_hook_config_output, validate_hook_config
+
+
+class HookConfigError(ValueError):
+    """The hook's --config output is not a valid shell-operator v1 configuration."""
+
+
+class HookFailed(RuntimeError):
+    """The hook exited non-zero (addon-operator would retry the module run)."""
+
+
+@dataclass
+class HookResult:
+    values_patch: list[dict] = field(default_factory=list)
+    kube_operations: list[dict] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+    logs: list[dict] = field(default_factory=list)
+    stderr: str = ""
+    stdout: str = ""
+
+
+def discover_hooks(hooks_dir: Path) -> list[Path]:
+    """Executable files addon-operator would run: skips 'lib' dirs, hidden files and data files."""
+    found = []
+    for path in sorted(hooks_dir.rglob("*")):
+        rel = path.relative_to(hooks_dir)
+        if any(part == "lib" or part.startswith(".") or part == "__pycache__" for part in rel.parts):
+            continue
+        if not path.is_file() or path.suffix in (".yaml", ".yml", ".json", ".md", ".txt"):
+            continue
+        if os.access(path, os.X_OK):
+            found.append(path)
+    return found
+
+
+def _read_json_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line:
+            out.append(json.loads(line))
+    return out
+
+
+def _parse_logs(stderr: str) -> list[dict]:
+    records = []
+    for line in stderr.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _hook_env(extra_env: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BINDING_CONTEXT", "VALUES_", "CONFIG_VALUES"))}
+    # '#!/usr/bin/env python3' must find the interpreter that has the hooks' dependencies,
+    # as it does in the Deckhouse image.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.update(extra_env or {})
+    return env
+
+
+@lru_cache(maxsize=64)
+def _config_cached(hook: str, mtime: float) -> str:
+    proc = subprocess.run([hook, "--config"], capture_output=True, text=True, timeout=60, env=_hook_env(None))
+    if proc.returncode != 0:
+        raise HookConfigError(f"{hook} --config exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+def hook_config(hook: Path) -> dict:
+    """Ask the hook for its config (as addon-operator does at start) and validate it."""
+    text = _config_cached(str(hook), hook.stat().st_mtime)
+    try:
+        config = parse_hook_config_output(text)
+    except ValueError as exc:
+        raise HookConfigError(f"{hook.name}: {exc}") from exc
+    errors = validate_hook_config(config)
+    if errors:
+        raise HookConfigError(f"{hook.name}: invalid hook config: " + "; ".join(errors))
+    return config
+
+
+def run_subprocess(
+    hook: Path,
+    binding_contexts: list[dict],
+    values: dict,
+    config_values: dict,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> HookResult:
+    with tempfile.TemporaryDirectory(prefix="d8registry-hook-") as tmp:
+        base = Path(tmp)
+        files = {
+            "BINDING_CONTEXT_PATH": base / "binding_context.json",
+            "VALUES_PATH": base / "values.json",
+            "CONFIG_VALUES_PATH": base / "config_values.json",
+            "VALUES_JSON_PATCH_PATH": base / "values_patch.jsonl",
+            "CONFIG_VALUES_JSON_PATCH_PATH": base / "config_values_patch.jsonl",
+            "KUBERNETES_PATCH_PATH": base / "kubernetes.jsonl",
+            "METRICS_PATH": base / "metrics.jsonl",
+        }
+        files["BINDING_CONTEXT_PATH"].write_text(json.dumps(binding_contexts), encoding="utf-8")
+        files["VALUES_PATH"].write_text(json.dumps(values), encoding="utf-8")
+        files["CONFIG_VALUES_PATH"].write_text(json.dumps(config_values), encoding="utf-8")
+        env = _hook_env(extra_env)
+        env.update({name: str(path) for name, path in files.items()})
+        proc = subprocess.run([str(hook)], capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp)
+        if proc.returncode != 0:
+            raise HookFailed(f"{hook.name} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        return HookResult(
+            values_patch=_read_json_lines(files["VALUES_JSON_PATCH_PATH"]),
+            kube_operations=_read_json_lines(files["KUBERNETES_PATCH_PATH"]),
+            metrics=_read_json_lines(files["METRICS_PATH"]),
+            logs=_parse_logs(proc.stderr),
+            stderr=proc.stderr,
+            stdout=proc.stdout,
+        )
+
+
+def load_hook_module(hook: Path):
+    """Import a hook file as a module (its __main__ guard keeps it from running)."""
+    hooks_root = str(hook.parent)
+    if hooks_root not in sys.path:
+        sys.path.insert(0, hooks_root)
+    name = "d8registry_hook_" + hook.stem
+    spec = importlib.util.spec_from_file_location(name, hook)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def _environment(extra_env: dict[str, str] | None):
+    saved = {name: os.environ.get(name) for name in (extra_env or {})}
+    os.environ.update(extra_env or {})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_in_process(
+    hook: Path,
+    binding_contexts: list[dict],
+    values: dict,
+    config_values: dict,
+    extra_env: dict[str, str] | None = None,
+) -> HookResult:
+    module = load_hook_module(hook)
+    from lib import runner  # the hooks' own chained runner, found via the hooks dir on sys.path
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), _environment(extra_env):
+        try:
+            output = runner.execute(module.main, binding_contexts, values, config_values)
+        except Exception as exc:  # mirrors a non-zero exit of the subprocess variant
+            raise HookFailed(f"{hook.name} raised {type(exc).__name__}: {exc}") from exc
+    return HookResult(
+        values_patch=list(output.values_patches.data),
+        kube_operations=list(output.kube_operations.data),
+        metrics=list(output.metrics.data),
+        logs=_parse_logs(stderr.getvalue()),
+        stderr=stderr.getvalue(),
+    )

@@ -1,0 +1,29 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Shell-operator metric records (the SDK's collector takes plain dicts)."""
+
+from __future__ import annotations
+
+ORCHESTRATOR_GROUP = "d8_registry_orchestrator"
+
+
+def gauge(name: str, value: float, labels: dict[str, str] | None = None, group: str = ORCHESTRATOR_GROUP) -> dict:
+    record = {"name": name, "group": group, "action": "set", "value": value}
+    if labels:
+        record["labels"] = labels
+    return record
+
+
+def expire(group: str = ORCHESTRATOR_GROUP) -> dict:
+    return {"action": "expire", "group": group}

@@ -1,0 +1,45 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Shared test setup: import paths for the hooks' logic package and the CLI package."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+REPO = Path(__file__).resolve().parent.parent
+for extra in (REPO / "hooks", REPO / "cli"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+# CI runs a bounded number of examples; `make fuzz` raises it.
+settings.register_profile("ci", max_examples=200, deadline=None)
+settings.register_profile("fuzz", max_examples=10_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> str:
+    """The Helm v3 CLI built by `make tools` (never a system-wide one)."""
+    path = REPO / ".tools" / "bin" / "helm"
+    if not path.exists():
+        pytest.fail("Helm is missing: run `make tools` (the README's commands do it)")
+    return str(path)
