@@ -65,7 +65,7 @@ fuzz: deps
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider --benchmark-disable tests -k "propert or fuzz"
 
 bench: deps
-	$(PY) -m pytest -q -p no:cacheprovider bench
+	$(PY) bench/hook_process.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .hypothesis

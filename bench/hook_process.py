@@ -1,0 +1,95 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Benchmark: one orchestrator hook process (real file protocol) vs the bare interpreter + SDK import.
+
+Both are measured in the same run, interleaved, and reported as a ratio of medians so machine
+speed cancels out. Usage: python bench/hook_process.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "cli"))
+
+from d8registry import cluster as cluster_mod  # noqa: E402
+from d8registry.operator import bindings, protocol  # noqa: E402
+
+
+def _hook_files(tmp: Path, contexts: list[dict], values: dict) -> dict[str, str]:
+    paths = {
+        "BINDING_CONTEXT_PATH": tmp / "ctx.json",
+        "VALUES_PATH": tmp / "values.json",
+        "CONFIG_VALUES_PATH": tmp / "config.json",
+        "VALUES_JSON_PATCH_PATH": tmp / "patch.jsonl",
+        "KUBERNETES_PATCH_PATH": tmp / "kube.jsonl",
+        "METRICS_PATH": tmp / "metrics.jsonl",
+    }
+    paths["BINDING_CONTEXT_PATH"].write_text(json.dumps(contexts))
+    paths["VALUES_PATH"].write_text(json.dumps(values))
+    paths["CONFIG_VALUES_PATH"].write_text("{}")
+    return {name: str(path) for name, path in paths.items()}
+
+
+def _timed(command: list[str], env: dict[str, str], cleanup: list[str]) -> float:
+    for path in cleanup:
+        Path(path).unlink(missing_ok=True)
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+
+    hook = REPO / "hooks" / "orchestrator.py"
+    cluster = cluster_mod.load().with_registry_settings(
+        {"mode": "Proxy", "proxy": {"imagesRepo": "mirror.example.com/deckhouse/ee", "license": "x"}})
+    config = protocol.hook_config(hook)
+    contexts = [bindings.helm_phase_context(config, "beforeHelm", cluster.objects)]
+    values = {"global": cluster.globals, "registry": {"internal": {}}}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _hook_files(Path(tmp), contexts, values)
+        env = dict(os.environ, **files)
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        outputs = [files["VALUES_JSON_PATCH_PATH"], files["KUBERNETES_PATCH_PATH"], files["METRICS_PATH"]]
+        baseline_cmd = [sys.executable, "-c", "import deckhouse.hook"]
+        hook_cmd = [str(hook)]
+        _timed(hook_cmd, env, outputs)  # warm the page cache and .pyc files
+        baseline, hook_runs = [], []
+        for _ in range(args.rounds):
+            baseline.append(_timed(baseline_cmd, env, outputs))
+            hook_runs.append(_timed(hook_cmd, env, outputs))
+        produced = Path(files["VALUES_JSON_PATCH_PATH"]).read_text().count("\n")
+    base_ms = statistics.median(baseline) * 1000
+    hook_ms = statistics.median(hook_runs) * 1000
+    print(f"rounds: {args.rounds} (interleaved)")
+    print(f"interpreter + SDK import: median {base_ms:.1f} ms")
+    print(f"orchestrator hook run:    median {hook_ms:.1f} ms  ({produced} values patch ops)")
+    print(f"ratio hook / baseline:    {hook_ms / base_ms:.2f}")
+
+
+if __name__ == "__main__":
+    main()
