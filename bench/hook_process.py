@@ -13,8 +13,10 @@
 # limitations under the License.
 """Benchmark: one orchestrator hook process (real file protocol) vs the bare interpreter + SDK import.
 
-Both are measured in the same run, interleaved, and reported as a ratio of medians so machine
-speed cancels out. Usage: python bench/hook_process.py [--rounds N]
+Two hook cases: 'settings changed' (empty values, so the input is validated with jsonschema) and
+'steady state' (values from a previous run, as on every node or pod event). All are measured in
+the same run, interleaved, and reported as ratios of medians so machine speed cancels out.
+Usage: python bench/hook_process.py [--rounds N]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ sys.path.insert(0, str(REPO / "cli"))
 
 from d8registry import cluster as cluster_mod  # noqa: E402
 from d8registry.operator import bindings, protocol  # noqa: E402
+from d8registry.operator.module import ModuleHarness  # noqa: E402
 
 
 def _hook_files(tmp: Path, contexts: list[dict], values: dict) -> dict[str, str]:
@@ -69,26 +72,36 @@ def main() -> None:
         {"mode": "Proxy", "proxy": {"imagesRepo": "mirror.example.com/deckhouse/ee", "license": "x"}})
     config = protocol.hook_config(hook)
     contexts = [bindings.helm_phase_context(config, "beforeHelm", cluster.objects)]
-    values = {"global": cluster.globals, "registry": {"internal": {}}}
+    fresh = {"global": cluster.globals, "registry": {"internal": {}}}
+    harness = ModuleHarness(REPO, cluster.objects, cluster.globals)
+    harness.before_helm()
+    steady = harness.values
     with tempfile.TemporaryDirectory() as tmp:
-        files = _hook_files(Path(tmp), contexts, values)
-        env = dict(os.environ, **files)
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-        outputs = [files["VALUES_JSON_PATCH_PATH"], files["KUBERNETES_PATCH_PATH"], files["METRICS_PATH"]]
+        cases = {}
+        for name, values in (("settings changed", fresh), ("steady state", steady)):
+            case_dir = Path(tmp) / name.replace(" ", "-")
+            case_dir.mkdir()
+            files = _hook_files(case_dir, contexts, values)
+            env = dict(os.environ, **files)
+            env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+            outputs = [files["VALUES_JSON_PATCH_PATH"], files["KUBERNETES_PATCH_PATH"], files["METRICS_PATH"]]
+            cases[name] = (env, outputs, [])
         baseline_cmd = [sys.executable, "-c", "import deckhouse.hook"]
         hook_cmd = [str(hook)]
-        _timed(hook_cmd, env, outputs)  # warm the page cache and .pyc files
-        baseline, hook_runs = [], []
+        baseline_env, baseline_outputs, _ = cases["settings changed"]
+        for env, outputs, _ in cases.values():
+            _timed(hook_cmd, env, outputs)  # warm the page cache and .pyc files
+        baseline = []
         for _ in range(args.rounds):
-            baseline.append(_timed(baseline_cmd, env, outputs))
-            hook_runs.append(_timed(hook_cmd, env, outputs))
-        produced = Path(files["VALUES_JSON_PATCH_PATH"]).read_text().count("\n")
+            baseline.append(_timed(baseline_cmd, baseline_env, baseline_outputs))
+            for env, outputs, samples in cases.values():
+                samples.append(_timed(hook_cmd, env, outputs))
     base_ms = statistics.median(baseline) * 1000
-    hook_ms = statistics.median(hook_runs) * 1000
     print(f"rounds: {args.rounds} (interleaved)")
-    print(f"interpreter + SDK import: median {base_ms:.1f} ms")
-    print(f"orchestrator hook run:    median {hook_ms:.1f} ms  ({produced} values patch ops)")
-    print(f"ratio hook / baseline:    {hook_ms / base_ms:.2f}")
+    print(f"interpreter + SDK import:             median {base_ms:6.1f} ms")
+    for name, (_env, _outputs, samples) in cases.items():
+        hook_ms = statistics.median(samples) * 1000
+        print(f"orchestrator hook, {name:<17} median {hook_ms:6.1f} ms  ratio to baseline {hook_ms / base_ms:.2f}")
 
 
 if __name__ == "__main__":

@@ -70,11 +70,12 @@ def main(ctx) -> None:
     log = Logger("orchestrator")
     raw, generation = _module_config(ctx)
     env = settings.environment_from_globals(ctx.values.get("global", {}))
-    verdict = settings.evaluate(raw, env)
-    previous = get_path(ctx.values, "registry.internal.orchestrator.state", {}) or {}
-    result = intake.accept(previous, verdict, generation, clock.now_rfc3339())
+    orchestrator = get_path(ctx.values, "registry.internal.orchestrator", {}) or {}
+    verdict, judged = intake.judge(raw, env, orchestrator)
+    result = intake.accept(orchestrator.get("state") or {}, verdict, generation, clock.now_rfc3339())
     for message, fields in result.events:
         (log.warn if message == "Invalid registry settings" else log.info)(message, **fields)
+    set_path(ctx.values, "registry.internal.orchestrator.input", judged)
     set_path(ctx.values, "registry.internal.orchestrator.state", result.state)
     set_path(ctx.values, "registry.internal.orchestrator.hash", result.hash)
     set_path(ctx.values, "registry.internal.orchestrator.ready", result.ready)

@@ -27,6 +27,33 @@ from . import conditions, hashing, settings
 LEGACY = {"mode": "Unmanaged", "legacy": True}
 
 
+def input_key(raw: object, env: settings.Environment) -> str:
+    """Identity of one validation: the raw section, the environment and the shipped schema."""
+    return hashing.sha256_hex(
+        {"raw": raw, "env": [env.cluster_configuration_present, env.default_cri, env.cluster_type],
+         "schema": settings.schema_digest()}
+    )
+
+
+def judge(raw: object, env: settings.Environment, previous: dict) -> tuple[settings.Verdict, dict]:
+    """The verdict on the input, reusing the last one when nothing it depends on changed.
+
+    Validation needs jsonschema, whose import costs more than the rest of a hook run; most runs
+    are triggered by nodes and pods, not by a settings change, so they skip it.
+    """
+    key = input_key(raw, env)
+    remembered = previous.get("input") or {}
+    target = (previous.get("state") or {}).get("params", {}).get("target")
+    if remembered.get("key") == key:
+        errors = tuple(remembered.get("errors") or ())
+        if errors:
+            return settings.Verdict(params=None, errors=errors), remembered
+        if target is not None:
+            return settings.Verdict(params=copy.deepcopy(target), errors=()), remembered
+    verdict = settings.evaluate(raw, env)
+    return verdict, {"key": key, "errors": list(verdict.errors)}
+
+
 @dataclass
 class Intake:
     state: dict
