@@ -62,7 +62,7 @@ def _registry_settings(args) -> dict | None:
         except OSError as exc:
             raise UsageError(f"cannot read settings file {args.settings}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
-            raise UsageError(f"settings file {args.settings} is not valid YAML: {exc}") from exc
+            raise UsageError(f"settings file {args.settings} is not valid YAML: {' '.join(str(exc).split())}") from exc
         return loaded.get("registry", loaded) if isinstance(loaded, dict) else loaded
     if args.set:
         return _parse_set(args.set)

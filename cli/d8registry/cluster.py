@@ -65,7 +65,7 @@ def load(path: Path | None = None) -> Cluster:
     except OSError as exc:
         raise ClusterError(f"cannot read cluster file {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ClusterError(f"cluster file {path} is not valid YAML: {exc}") from exc
+        raise ClusterError(f"cluster file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(document, dict) or not isinstance(document.get("objects"), list):
         raise ClusterError(f"cluster file {path} must be a mapping with 'globals' and an 'objects' list")
     globals_ = document.get("globals") or {}
