@@ -144,3 +144,23 @@ def test_jq_filter_is_really_applied(repo_root, example_cluster):
     assert item["filterResult"] == {"generation": raw["metadata"]["generation"], "registry": {"mode": "Direct"}}
     assert item["filterResult"] != raw
     assert "object" not in item, "keepFullObjectsInMemory: false drops the full object"
+
+
+def test_required_for_helm_is_enforced_only_before_render(tmp_path, repo_root):
+    import shutil
+
+    import yaml
+
+    module = tmp_path / "module"
+    (module / "hooks").mkdir(parents=True)
+    shutil.copytree(repo_root / "openapi", module / "openapi")
+    schema_path = module / "openapi" / "values.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    schema["properties"]["internal"]["properties"]["orchestrator"]["x-required-for-helm"] = ["hash"]
+    schema_path.write_text(yaml.safe_dump(schema))
+    harness = ModuleHarness(module)
+    harness.before_helm()  # no hooks: values stay without the hash, which is fine between runs
+    with pytest.raises(ValuesValidationError, match="hash"):
+        harness.helm_values()
+    harness.module_values["internal"]["orchestrator"]["hash"] = "abc"
+    assert harness.helm_values()["registry"]["internal"]["orchestrator"]["hash"] == "abc"
