@@ -186,6 +186,6 @@ def test_no_secret_reaches_logs_metrics_or_state_secret(make_harness, repo_root)
     import base64
 
     decoded = {k: base64.b64decode(v).decode() for k, v in state_secret["data"].items()}
-    assert yaml.safe_load(decoded["conditions"])[0]["type"] == "Ready"
+    assert yaml.safe_load(decoded["conditions"])[-1]["type"] == "Ready"
     for artefact in (result.stderr, str(result.metrics), str(decoded)):
         assert "pa55-word-value" not in artefact

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Input intake: last valid settings win; unchanged input is not validated twice."""
+"""Input intake: unchanged input is not validated twice, and a refused target is judged every run."""
 
 from __future__ import annotations
 
@@ -20,37 +20,44 @@ from lib import intake, settings
 
 ENV = settings.Environment(cluster_configuration_present=True, default_cri="Containerd", cluster_type="Static")
 DIRECT = {"mode": "Direct", "direct": {"imagesRepo": "r.example.com/deckhouse/ee"}}
-NOW = "2026-11-27T10:00:00Z"
 
 
-def _run(raw, orchestrator, env=ENV, generation=1, now=NOW):
-    verdict, judged = intake.judge(raw, env, orchestrator)
-    result = intake.accept(orchestrator.get("state") or {}, verdict, generation, now)
-    return {"input": judged, "state": result.state, "hash": result.hash}, verdict, result
+def _judge(raw, orchestrator, env=ENV, accepted=True):
+    verdict, key = intake.judge(raw, env, orchestrator)
+    remembered = intake.remember(key, verdict, accepted)
+    state = {"params": {"target": verdict.params}} if verdict.valid and accepted else orchestrator.get("state", {})
+    return {"input": remembered, "state": state}, verdict
 
 
-def _refuse_evaluate(monkeypatch):
-    def boom(*_args, **_kwargs):
+@pytest.fixture
+def no_validation(monkeypatch):
+    def refuse(*_args, **_kwargs):
         raise AssertionError("settings were validated again")
 
-    monkeypatch.setattr(settings, "evaluate", boom)
+    return lambda: monkeypatch.setattr(settings, "evaluate", refuse)
 
 
-def test_unchanged_valid_input_reuses_the_accepted_params(monkeypatch):
-    orchestrator, verdict, _ = _run(DIRECT, {})
+def test_unchanged_valid_input_reuses_the_accepted_params(no_validation):
+    orchestrator, verdict = _judge(DIRECT, {})
     assert verdict.valid
-    _refuse_evaluate(monkeypatch)
-    again, reused, _ = _run(DIRECT, orchestrator)
-    assert reused.params == verdict.params and again == orchestrator
+    no_validation()
+    _, reused = _judge(DIRECT, orchestrator)
+    assert reused.params == verdict.params
 
 
-def test_unchanged_invalid_input_reuses_the_errors(monkeypatch):
-    orchestrator, first, _ = _run({"mode": "Proxy"}, {})
+def test_unchanged_invalid_input_reuses_the_errors(no_validation):
+    orchestrator, first = _judge({"mode": "Proxy"}, {})
     assert not first.valid
-    _refuse_evaluate(monkeypatch)
-    _, reused, result = _run({"mode": "Proxy"}, orchestrator)
+    no_validation()
+    _, reused = _judge({"mode": "Proxy"}, orchestrator)
     assert reused.errors == first.errors
-    assert result.state["conditions"][-1]["reason"] == "InvalidConfiguration"
+
+
+def test_refused_target_is_judged_again():
+    orchestrator, verdict = _judge(DIRECT, {}, accepted=False)
+    assert orchestrator["input"]["accepted"] is False
+    _, again = _judge(DIRECT, {**orchestrator, "state": {"params": {"target": {"mode": "Local", "legacy": False}}}})
+    assert again.params["mode"] == "Direct", "must not reuse the unrelated stored target"
 
 
 @pytest.mark.parametrize(
@@ -62,27 +69,13 @@ def test_unchanged_invalid_input_reuses_the_errors(monkeypatch):
     ],
 )
 def test_environment_change_forces_revalidation(env):
-    orchestrator, _, _ = _run({"mode": "Proxy", "proxy": {"imagesRepo": "m.example.com/d8"}}, {})
-    _, verdict, _ = _run({"mode": "Proxy", "proxy": {"imagesRepo": "m.example.com/d8"}}, orchestrator, env=env)
+    proxy = {"mode": "Proxy", "proxy": {"imagesRepo": "m.example.com/d8"}}
+    orchestrator, _ = _judge(proxy, {})
+    _, verdict = _judge(proxy, orchestrator, env=env)
     assert not verdict.valid
 
 
 def test_settings_change_forces_revalidation():
-    orchestrator, _, _ = _run(DIRECT, {})
-    _, verdict, _ = _run({"mode": "Direct", "direct": {"imagesRepo": "other.example.com/x"}}, orchestrator)
+    orchestrator, _ = _judge(DIRECT, {})
+    _, verdict = _judge({"mode": "Direct", "direct": {"imagesRepo": "other.example.com/x"}}, orchestrator)
     assert verdict.params["host"] == "other.example.com"
-
-
-def test_invalid_input_keeps_target_and_hash():
-    orchestrator, _, first = _run(DIRECT, {})
-    _, _, second = _run({"mode": "Direct"}, orchestrator, generation=2)
-    assert second.state["params"]["target"] == first.state["params"]["target"]
-    assert second.hash == first.hash
-    assert second.ready is False
-
-
-def test_fresh_state_starts_in_legacy_unmanaged_and_is_ready():
-    _, _, result = _run(None, {})
-    assert result.state["mode"] == "Unmanaged" and result.state["target_legacy"] is True
-    assert result.ready is True
-    assert ("State has no mode set, will set to Unmanaged", {}) in result.events

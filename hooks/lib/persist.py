@@ -1,0 +1,125 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Restoring the orchestrator state from its Secrets after a Deckhouse restart (SPEC 4.10).
+
+Fail closed: when the Secrets are inconsistent the hook raises before Helm renders, so a damaged
+state can never make Helm delete the running data plane.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from . import deckhouse_registry
+
+USER_SECRETS = {
+    "registry-user-ro": "ro",
+    "registry-user-rw": "rw",
+    "registry-user-mirror-puller": "mirror_puller",
+    "registry-user-mirror-pusher": "mirror_pusher",
+}
+
+
+class RestoreError(RuntimeError):
+    def __init__(self, reason: str):
+        super().__init__(
+            f"Cannot restore state from Secret d8-system/registry-state: {reason}; "
+            "refusing to continue to avoid deleting the running data plane"
+        )
+
+
+def _decode(secret: dict, key: str) -> str | None:
+    raw = (secret.get("data") or {}).get(key)
+    if raw is None:
+        return None
+    return base64.b64decode(raw, validate=True).decode("utf-8")
+
+
+def _json(secret: dict, key: str):
+    text = _decode(secret, key)
+    return json.loads(text) if text else None
+
+
+def restore(secrets: dict[str, dict], live_registry: dict | None) -> dict:
+    """State rebuilt from the Secrets; an empty dict means a fresh start (legacy Unmanaged)."""
+    state_secret = secrets.get("registry-state")
+    if state_secret is None:
+        if live_registry and live_registry.get("address") == deckhouse_registry.FIXED_ADDRESS:
+            raise RestoreError("the Secret is absent while deckhouse-registry points at the module's fixed address")
+        return {}
+    try:
+        import yaml
+
+        mode = _decode(state_secret, "mode")
+        target_mode = _decode(state_secret, "target_mode")
+        summary = _json(state_secret, "state") or {}
+        conditions = yaml.safe_load(_decode(state_secret, "conditions") or "[]") or []
+    except (binascii.Error, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise RestoreError(f"it cannot be decoded ({type(exc).__name__})") from None
+    if mode not in ("Unmanaged", "Direct", "Proxy", "Local") or not isinstance(summary, dict) \
+            or not isinstance(conditions, list):
+        raise RestoreError("it does not hold a known mode and state")
+
+    containerd_kind = (summary.get("containerd_config") or {}).get("kind", "none")
+    private = secrets.get("registry-private-state")
+    if private is None:
+        if mode != "Unmanaged" or containerd_kind != "none":
+            raise RestoreError("Secret registry-private-state is missing while the module manages the cluster")
+        private = {"data": {}}
+    try:
+        params = {key: _json(private, f"{key}_params") for key in ("target", "actual", "unmanaged")}
+        node_config = _json(private, "node_config") or {}
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise RestoreError("Secret registry-private-state cannot be decoded") from None
+    if containerd_kind != "none" and (node_config.get("containerd") or {}).get("kind") != containerd_kind:
+        raise RestoreError("the published node configuration is missing from registry-private-state")
+
+    state: dict = {
+        "mode": mode,
+        "target_mode": target_mode or mode,
+        "target_legacy": bool(summary.get("target_legacy")),
+        "conditions": [c for c in conditions if isinstance(c, dict)],
+        "params": {key: value for key, value in params.items() if value},
+        "node_config": node_config,
+        "node_services": {"run": bool(summary.get("node_services_run")), "nodes": {}},
+        "registry_service": summary.get("registry_service") or "",
+        "ingress_enabled": bool(summary.get("ingress_enabled")),
+    }
+    pki_secret = secrets.get("registry-pki")
+    if pki_secret is not None:
+        try:
+            cert, key = _decode(pki_secret, "ca.crt"), _decode(pki_secret, "ca.key")
+            http_secret = _decode(pki_secret, "http_secret")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise RestoreError("Secret registry-pki cannot be decoded") from None
+        if cert and key:
+            state["pki"] = {"ca": {"cert": cert, "key": key}}
+        if http_secret:
+            state["http_secret"] = http_secret
+    users = {}
+    for name, key in USER_SECRETS.items():
+        secret = secrets.get(name)
+        if secret is None:
+            continue
+        try:
+            users[key] = {"name": _decode(secret, "name"), "password": _decode(secret, "password"),
+                          "password_hash": _decode(secret, "passwordHash")}
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            continue  # an unreadable user is regenerated, which only rotates that password
+    users = {k: v for k, v in users.items() if all(v.values())}
+    if users:
+        state["users"] = users
+    return state

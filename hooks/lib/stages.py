@@ -1,0 +1,608 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The orchestrator's state machine (SPEC 4.2-4.8): one level-triggered run.
+
+Each run first renders what is running now (the "base": the data plane of the current mode and
+whatever a switch in progress already started), then walks the stage pipeline of the target mode.
+A stage either is ready (condition True, the run goes on) or not (condition False with its message,
+the run stops). Nothing waits or sleeps; the next event runs it again. Readiness is observed only
+from snapshots, so a restart resumes exactly where the cluster is.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from . import conditions as cond
+from . import dataplane, deckhouse_registry, hashing, messages, node_config, settings, transitions
+from .snapshots import DeckhousePod, InClusterDeployment, MirrorPod, Node
+
+CONTAINERD_NGC = "d8-registry-containerd.sh"
+INCLUSTER_NAME = "registry-incluster-proxy"
+SERVICE_FOR = {"Direct": "incluster-proxy", "Proxy": "node-services", "Local": "node-services", "Unmanaged": ""}
+USERS_FOR = {"Direct": (), "Proxy": ("ro",), "Local": ("ro", "rw", "mirror_puller", "mirror_pusher"), "Unmanaged": ()}
+UPSTREAM_KEYS = ("scheme", "host", "path", "ca", "username", "password")
+
+
+@dataclass
+class Inputs:
+    verdict: settings.Verdict
+    generation: int | None
+    now: datetime
+    bootstrapped: bool = True
+    cluster_domain: str = "cluster.local"
+    nodes: list[Node] = field(default_factory=list)
+    mirror_pods: list[MirrorPod] = field(default_factory=list)
+    incluster: InClusterDeployment | None = None
+    deckhouse_pods: list[DeckhousePod] = field(default_factory=list)
+    live_registry: dict | None = None          # decoded data of d8-system/deckhouse-registry
+    ngc_versions: dict[str, str] = field(default_factory=dict)
+    checker_state: dict = field(default_factory=dict)
+    reusable_certs: dict[str, dict] = field(default_factory=dict)   # Secret name -> {front.crt, front.key}
+    lb_image: str = ""
+
+
+@dataclass
+class Outcome:
+    state: dict
+    ready: bool
+    checker_params: dict
+    registry_patch: dict | None
+    events: list[tuple[str, dict]]
+    transition_not_supported: bool
+
+
+class Run:
+    """Mutable working set of one run: the state being built, the inputs, and what to emit."""
+
+    def __init__(self, inputs: Inputs, state: dict):
+        self.inp = inputs
+        self.state = state
+        self.events: list[tuple[str, dict]] = []
+        self.registry_patch: dict | None = None
+        self.checker_params: dict = idle_checker_params()
+        self.done_text = ""
+        self.now = inputs.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def params(self) -> dict:
+        return self.state.setdefault("params", {})
+
+    def log(self, message: str, **fields) -> None:
+        self.events.append((message, fields))
+
+    def set_condition(self, type_: str, status: bool, reason: str = "", message: str = "") -> None:
+        before = cond.find(self.state.get("conditions", []), type_)
+        self.state["conditions"] = cond.set_condition(
+            self.state.get("conditions", []), type_, status, reason, message, self.inp.generation, self.now)
+        if status and (before is None or before.get("status") != "True") and type_ != "Ready":
+            self.log("Stage ready", stage=type_, text=self.done_text or message)
+
+    def masters(self) -> tuple[list[dataplane.Master], list[str]]:
+        """Masters usable as endpoints, and the names of those without a valid IPv4 InternalIP."""
+        usable, excluded = [], []
+        for node in self.inp.nodes:
+            if not node.master:
+                continue
+            try:
+                from . import validate
+
+                validate.node_name(node.name)
+                validate.ipv4(node.ip)
+            except ValueError:
+                excluded.append(node.name)
+                continue
+            usable.append(dataplane.Master(node.name, node.ip))
+        return dataplane.sorted_masters(usable), excluded
+
+    def master_ips(self) -> list[str]:
+        return [m.ip for m in self.masters()[0]]
+
+    def ca(self):
+        from . import pki
+
+        ca = self.state.get("pki", {}).get("ca")
+        return pki.KeyPair(cert=ca["cert"], key=ca["key"]) if ca else None
+
+
+# -- effective target ---------------------------------------------------------------------------
+
+def upstream_of(params: dict | None) -> dict | None:
+    if not params:
+        return None
+    out = {k: params[k] for k in UPSTREAM_KEYS if k in params}
+    if "ttl" in params:
+        out["ttl"] = params["ttl"]
+    return out if "host" in out else None
+
+
+def effective_target(state: dict) -> dict | None:
+    """Params the pipeline works with; legacy Unmanaged returns to the stored upstream."""
+    target = state["params"]["target"]
+    if target.get("legacy"):
+        stored = state["params"].get("unmanaged")
+        if not stored:
+            return None
+        return {**upstream_of(stored), "mode": "Unmanaged", "legacy": True}
+    return target
+
+
+def target_node_params(run: Run, target: dict) -> dict:
+    mode = target["mode"]
+    if mode in ("Proxy", "Local"):
+        ro = run.state.get("users", {}).get("ro", {})
+        return node_config.node_params(target, ro, run.state.get("pki", {}).get("ca", {}).get("cert"))
+    return node_config.node_params(target, None, None)
+
+
+def actual_node_params(run: Run) -> dict | None:
+    """What nodes use now: recorded, or (module never published) what deckhouse-registry says."""
+    recorded = run.params.get("actual")
+    if recorded:
+        return recorded
+    live = run.inp.live_registry
+    if not live or not live.get("address"):
+        return None
+    username, password = deckhouse_registry.credentials_for(live)
+    derived = {"mode": "Unmanaged", "scheme": (live.get("scheme") or "https").upper(),
+               "host": live["address"], "path": (live.get("path") or "").lstrip("/")}
+    if live.get("ca"):
+        derived["ca"] = live["ca"]
+    if username:
+        derived["username"], derived["password"] = username, password or ""
+    return derived
+
+
+def _mirrors_for(run: Run, node_params: dict | None) -> dict:
+    if not node_params:
+        return {}
+    return node_config.mirrors(node_params, run.master_ips())
+
+
+# -- base rendering: what runs now ---------------------------------------------------------------
+
+def node_services_source(state: dict) -> tuple[str, dict | None] | None:
+    mode = state.get("mode")
+    if mode == "Proxy":
+        return "Proxy", upstream_of(state["params"].get("unmanaged"))
+    if mode == "Local":
+        return "Local", None
+    if state.get("node_services", {}).get("run") and state.get("target_mode") in ("Proxy", "Local"):
+        target = state["params"]["target"]
+        return target["mode"], upstream_of(target) if target["mode"] == "Proxy" else None
+    return None
+
+
+def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
+    ca = run.ca()
+    users = run.state.get("users", {})
+    if ca is None or not all(key in users for key in dataplane.FLAVOUR_USERS[flavour]):
+        return
+    masters, _excluded = run.masters()
+    previous = run.state.get("node_services", {}).get("nodes", {})
+    nodes = {}
+    for master in masters:
+        files, reused = dataplane.node_services_files(
+            master, masters, flavour, upstream, ca, users, run.state.get("http_secret", ""),
+            run.inp.cluster_domain, previous.get(master.name, {}).get("files"),
+            run.inp.reusable_certs.get(f"registry-node-config-{master.name}"), run.inp.now)
+        if not reused and not previous.get(master.name):
+            run.log("Generating node certificate", node=master.name)
+        nodes[master.name] = dataplane.with_version(files)
+    run.state["node_services"] = {"run": True, "nodes": nodes}
+
+
+def render_incluster_proxy(run: Run, upstream: dict) -> None:
+    ca = run.ca()
+    if ca is None:
+        return
+    previous = (run.state.get("incluster_proxy") or {}).get("files")
+    files, _reused = dataplane.incluster_proxy_files(
+        upstream, ca, run.state.get("http_secret", ""), run.inp.cluster_domain, previous,
+        run.inp.reusable_certs.get("registry-incluster-proxy-config"), run.inp.now)
+    run.state["incluster_proxy"] = dataplane.with_version(files)
+
+
+def uses_lb(mirror_map: dict) -> bool:
+    return any(m.get("host") == node_config.LB_ENDPOINT for entries in mirror_map.values() for m in entries)
+
+
+def publish_lb(run: Run, needed: bool) -> None:
+    """The LB payload goes with the containerd payload: endpoints only while nodes may use the LB."""
+    endpoints = [f"{ip}:5001" for ip in run.master_ips()] if needed else []
+    run.state.setdefault("node_config", {})["lb"] = dataplane.lb_payload(endpoints, run.inp.lb_image)
+
+
+def publish_containerd(run: Run, kind: str, mirror_map: dict) -> dict:
+    payload = node_config.containerd_payload(kind, mirror_map)
+    run.state.setdefault("node_config", {})["containerd"] = payload
+    publish_lb(run, uses_lb(mirror_map))
+    return payload
+
+
+def render_base(run: Run) -> None:
+    state = run.state
+    state.setdefault("node_config", {}).setdefault("containerd", node_config.containerd_payload("none", None))
+    source = node_services_source(state)
+    if source and state.get("node_services", {}).get("run", True):
+        render_node_services(run, *source)
+    if state.get("mode") == "Direct":
+        upstream = upstream_of(state["params"].get("unmanaged"))
+        if upstream:
+            render_incluster_proxy(run, upstream)
+    state.setdefault("node_services", {"run": False, "nodes": {}})
+    state.setdefault("registry_service", "")
+    state.setdefault("ingress_enabled", False)
+    # master addresses are re-derived every run, so a master change reaches the LB without a switch
+    publish_lb(run, bool(state["node_config"].get("lb", {}).get("endpoints")))
+
+
+# -- stages --------------------------------------------------------------------------------------
+StageResult = tuple[bool, str]
+
+
+def idle_checker_params() -> dict:
+    """No registries to check: the checker reports 'Stopped' and ready."""
+    return {"registries": {}, "checkMode": "Default",
+            "version": hashing.sha256_hex({"registries": {}, "checkMode": "Default", "target_mode": None})}
+
+
+def checker_params(run: Run, target: dict) -> dict:
+    registries: dict[str, dict] = {}
+    if target["mode"] == "Local":
+        ca = run.state.get("pki", {}).get("ca", {}).get("cert", "")
+        ro = run.state.get("users", {}).get("ro", {})
+        for master in run.masters()[0]:
+            registries[master.name] = {"address": f"{master.ip}:5001/system/deckhouse", "scheme": "HTTPS", "ca": ca,
+                                       "username": ro.get("name", ""), "password": ro.get("password", "")}
+    else:
+        entry = {"address": f"{target['host']}/{target['path']}", "scheme": target.get("scheme", "HTTPS")}
+        for key in ("ca", "username", "password"):
+            if target.get(key):
+                entry[key] = target[key]
+        registries[target["host"]] = entry
+    check_mode = target.get("checkMode", "Default")
+    version = hashing.sha256_hex({"registries": registries, "checkMode": check_mode, "target_mode": target["mode"]})
+    return {"registries": registries, "checkMode": check_mode, "version": version}
+
+
+def stage_checker(run: Run, target: dict) -> StageResult:
+    run.checker_params = checker_params(run, target)
+    status = run.inp.checker_state or {}
+    if status.get("version") != run.checker_params["version"]:
+        return False, messages.CHECKER_INITIALIZING
+    return bool(status.get("ready")), str(status.get("message") or "")
+
+
+def stage_preflight(run: Run, target: dict) -> StageResult:
+    if run.params.get("actual"):
+        return True, messages.preflight_ready_existing()
+    problems = []
+    for node in run.inp.nodes:
+        if node.containerd_config == "default":
+            continue
+        problems.append((node.name, "custom" if node.containerd_config == "custom" else "unknown"))
+    if problems:
+        return False, messages.preflight_unready(len(run.inp.nodes), problems)
+    return True, messages.preflight_ready_all(len(run.inp.nodes))
+
+
+def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
+    from . import pki, users
+
+    existing = run.state.get("pki", {}).get("ca")
+    previous = pki.KeyPair(existing["cert"], existing["key"]) if existing else None
+    ca, generated = pki.ensure_ca(previous, run.inp.now)
+    if generated:
+        run.log("Generating new CA")
+    run.state["pki"] = {"ca": {"cert": ca.cert, "key": ca.key}}
+    run.state["http_secret"] = users.ensure_http_secret(run.state.get("http_secret"))
+    wanted = USERS_FOR[target["mode"]]
+    current = run.state.get("users", {})
+    if wanted:
+        run.state["users"] = {**current, **users.ensure_users(wanted, current)}
+    if target["mode"] == "Local":
+        run.state["ingress_enabled"] = True
+    return True, ""
+
+
+def stage_node_services(run: Run, target: dict) -> StageResult:
+    flavour = target["mode"]
+    render_node_services(run, flavour, upstream_of(target) if flavour == "Proxy" else None)
+    masters, excluded = run.masters()
+    nodes = run.state["node_services"]["nodes"]
+    pods = {p.node: p for p in run.inp.mirror_pods if p.mirror}
+    waiting = []
+    all_masters = [n for n in run.inp.nodes if n.master]
+    for node in all_masters:
+        if node.name in excluded:
+            waiting.append((node.name, "no_ip", ""))
+        elif not node.ready:
+            waiting.append((node.name, "not_ready", ""))
+        else:
+            expected = nodes.get(node.name, {}).get("version", "")
+            pod = pods.get(node.name)
+            if pod is None or not pod.ready or pod.config_version != expected:
+                waiting.append((node.name, "pod", expected))
+    if waiting or not all_masters:
+        return False, messages.node_services_waiting(len(all_masters), waiting)
+    return True, ""
+
+
+def _nodes_at(run: Run, version: str) -> tuple[bool, str]:
+    if run.inp.ngc_versions.get(CONTAINERD_NGC) != version:
+        return False, messages.config_not_rendered()
+    waiting = [(n.name, n.version, version) for n in run.inp.nodes if n.version != version]
+    if waiting:
+        return False, messages.nodes_waiting(len(run.inp.nodes), waiting)
+    return True, ""
+
+
+def stage_transition(run: Run, target: dict) -> StageResult:
+    target_params = target_node_params(run, target)
+    actual = actual_node_params(run)
+    if actual == target_params:
+        return True, ""
+    published = run.state["node_config"]["containerd"]
+    final = node_config.containerd_payload("final", _mirrors_for(run, target_params))
+    if published.get("kind") == "final" and published.get("version") == final["version"]:
+        return True, ""
+    merged = node_config.transitional(_mirrors_for(run, actual), _mirrors_for(run, target_params))
+    payload = publish_containerd(run, "transitional", merged)
+    ready, message = _nodes_at(run, payload["version"])
+    run.done_text = messages.nodes_updated(len(run.inp.nodes), payload["version"])
+    return ready, message
+
+
+def stage_incluster_proxy(run: Run, target: dict) -> StageResult:
+    render_incluster_proxy(run, upstream_of(target))
+    expected = run.state["incluster_proxy"]["version"]
+    deployment = run.inp.incluster
+    if deployment is None:
+        return False, messages.INCLUSTER_DEPLOYING
+    if deployment.version != expected:
+        return False, messages.incluster_version_mismatch(messages.short_version(deployment.version),
+                                                          messages.short_version(expected))
+    status = messages.deployment_status(
+        INCLUSTER_NAME, deployment.observed_generation >= deployment.generation, deployment.replicas,
+        deployment.updated, deployment.total, deployment.available)
+    if status is not None:
+        return False, messages.incluster_in_progress(status)
+    run.done_text = messages.INCLUSTER_DONE
+    return True, ""
+
+
+def desired_registry(run: Run, target: dict) -> dict:
+    mode = target["mode"]
+    if mode == "Unmanaged":
+        return deckhouse_registry.unmanaged(target)
+    ca = run.state["pki"]["ca"]["cert"]
+    if mode == "Direct":
+        return deckhouse_registry.managed(ca, target.get("username"), target.get("password"))
+    ro = run.state["users"]["ro"]
+    return deckhouse_registry.managed(ca, ro["name"], ro["password"])
+
+
+def stage_switch(run: Run, target: dict) -> StageResult:
+    run.state["registry_service"] = SERVICE_FOR[target["mode"]]
+    desired = desired_registry(run, target)
+    run.state["deckhouse_registry"] = deckhouse_registry.to_values(desired)
+    live = run.inp.live_registry
+    if not deckhouse_registry.equal(live, desired):
+        run.registry_patch = deckhouse_registry.merge_patch(live, desired)
+        return False, messages.SWITCH_UPDATING
+    leaders = run.inp.deckhouse_pods
+    if not leaders:
+        return False, messages.SWITCH_WAITING_POD
+    pod = leaders[0]
+    if pod.registry_version != deckhouse_registry.checksum(desired):
+        return False, messages.SWITCH_APPLYING
+    if not pod.ready:
+        return False, messages.SWITCH_WAITING_READY
+    return True, ""
+
+
+def stage_final(run: Run, target: dict) -> StageResult:
+    target_params = target_node_params(run, target)
+    payload = publish_containerd(run, "final", _mirrors_for(run, target_params))
+    ready, message = _nodes_at(run, payload["version"])
+    run.done_text = messages.nodes_updated(len(run.inp.nodes), payload["version"])
+    if ready:
+        # only now do nodes use the target for sure; the next switch starts from here
+        run.params["actual"] = target_params
+    return ready, message
+
+
+def needs_node_services_cleanup(run: Run) -> bool:
+    return run.state.get("node_services", {}).get("run") or any(p.mirror for p in run.inp.mirror_pods)
+
+
+def stage_cleanup_node_services(run: Run, target: dict) -> StageResult:
+    run.state["node_services"] = {"run": True, "nodes": {}}
+    remaining = sorted({p.node for p in run.inp.mirror_pods if p.mirror})
+    if remaining:
+        return False, messages.cleanup_node_services_waiting(remaining)
+    run.state["node_services"] = {"run": False, "nodes": {}}
+    return True, ""
+
+
+def needs_incluster_cleanup(run: Run) -> bool:
+    return bool(run.state.get("incluster_proxy")) or run.inp.incluster is not None
+
+
+def stage_cleanup_incluster(run: Run, target: dict) -> StageResult:
+    run.state.pop("incluster_proxy", None)
+    if run.inp.incluster is not None:
+        return False, messages.INCLUSTER_STOPPING
+    run.done_text = messages.INCLUSTER_STOPPED
+    return True, ""
+
+
+Stage = tuple[str | None, Callable[[Run, dict], StageResult], Callable[[Run], bool] | None]
+
+PIPELINES: dict[str, list[Stage]] = {
+    "Direct": [
+        ("RegistryContainsRequiredImages", stage_checker, None),
+        ("ContainerdConfigPreflightReady", stage_preflight, None),
+        (None, stage_ensure_secrets, None),
+        ("TransitionContainerdConfigReady", stage_transition, None),
+        ("InClusterProxyReady", stage_incluster_proxy, None),
+        ("DeckhouseRegistrySwitchReady", stage_switch, None),
+        ("FinalContainerdConfigReady", stage_final, None),
+        ("CleanupNodeServices", stage_cleanup_node_services, needs_node_services_cleanup),
+    ],
+    "Proxy": [
+        ("RegistryContainsRequiredImages", stage_checker, None),
+        ("ContainerdConfigPreflightReady", stage_preflight, None),
+        (None, stage_ensure_secrets, None),
+        ("NodeServicesReady", stage_node_services, None),
+        ("TransitionContainerdConfigReady", stage_transition, None),
+        ("DeckhouseRegistrySwitchReady", stage_switch, None),
+        ("FinalContainerdConfigReady", stage_final, None),
+        ("CleanupInClusterProxy", stage_cleanup_incluster, needs_incluster_cleanup),
+    ],
+    "Local": [
+        ("ContainerdConfigPreflightReady", stage_preflight, None),
+        (None, stage_ensure_secrets, None),
+        ("NodeServicesReady", stage_node_services, None),
+        ("RegistryContainsRequiredImages", stage_checker, None),
+        ("TransitionContainerdConfigReady", stage_transition, None),
+        ("DeckhouseRegistrySwitchReady", stage_switch, None),
+        ("FinalContainerdConfigReady", stage_final, None),
+        ("CleanupInClusterProxy", stage_cleanup_incluster, needs_incluster_cleanup),
+    ],
+    "Unmanaged": [
+        ("RegistryContainsRequiredImages", stage_checker, None),
+        ("ContainerdConfigPreflightReady", stage_preflight, None),
+        ("TransitionContainerdConfigReady", stage_transition, None),
+        ("DeckhouseRegistrySwitchReady", stage_switch, None),
+        ("FinalContainerdConfigReady", stage_final, None),
+        ("CleanupNodeServices", stage_cleanup_node_services, needs_node_services_cleanup),
+        ("CleanupInClusterProxy", stage_cleanup_incluster, needs_incluster_cleanup),
+    ],
+}
+
+
+def tidy_and_finalise(run: Run, target: dict) -> None:
+    mode = target["mode"]
+    state = run.state
+    if mode == "Direct":
+        state["ingress_enabled"] = False
+        state.pop("users", None)
+    elif mode == "Proxy":
+        state["ingress_enabled"] = False
+        state["users"] = {"ro": state["users"]["ro"]}
+    elif mode == "Unmanaged":
+        for key in ("pki", "http_secret", "users"):
+            state.pop(key, None)
+        state["ingress_enabled"] = False
+    if state.get("mode") != mode:
+        run.log("Mode switch finished", mode=mode)
+    state["mode"] = mode
+    if mode == "Local":
+        run.params.pop("unmanaged", None)
+    elif not target.get("legacy"):
+        run.params["unmanaged"] = {k: v for k, v in target.items() if k not in ("legacy",)}
+
+
+def run_pipeline(run: Run, target: dict) -> bool:
+    for type_, stage, applies in PIPELINES[target["mode"]]:
+        if applies is not None and not applies(run):
+            continue
+        run.done_text = ""
+        ready, message = stage(run, target)
+        if type_ is None:
+            continue
+        reason = cond.REASON_READY if type_ in ("RegistryContainsRequiredImages", "ContainerdConfigPreflightReady") else ""
+        if ready:
+            run.set_condition(type_, True, reason, message if reason else "")
+        else:
+            run.set_condition(type_, False, cond.REASON_PROCESSING, message)
+            return False
+    tidy_and_finalise(run, target)
+    return True
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+def _hash(state: dict) -> str:
+    return hashing.sha256_hex({"params": state["params"]["target"], "target_mode": state["target_mode"],
+                               "target_legacy": state["target_legacy"]})
+
+
+def reconcile(previous: dict, inputs: Inputs) -> Outcome:
+    state = copy.deepcopy(previous or {})
+    run = Run(inputs, state)
+    if not state.get("mode"):
+        run.log("State has no mode set, will set to Unmanaged")
+        state["mode"] = "Unmanaged"
+    params = run.params
+    params.setdefault("target", {"mode": "Unmanaged", "legacy": True})
+    state.setdefault("target_mode", params["target"]["mode"])
+    state.setdefault("target_legacy", bool(params["target"].get("legacy")))
+    state.setdefault("conditions", [])
+
+    verdict = inputs.verdict
+    blocked_by = None
+    if verdict.valid:
+        wanted = verdict.params
+        in_progress = state["target_mode"] if state["mode"] != state["target_mode"] else None
+        blocked_by = transitions.blocking_source(state["mode"], in_progress, wanted["mode"], wanted["legacy"])
+        if blocked_by is None:
+            params["target"] = copy.deepcopy(wanted)
+    else:
+        run.log("Invalid registry settings", errors=list(verdict.errors))
+
+    target_key = (params["target"]["mode"], bool(params["target"].get("legacy")))
+    if (state["target_mode"], state["target_legacy"]) != target_key:
+        run.log("Mode change", mode=state["mode"], target_mode=target_key[0])
+        state["target_mode"], state["target_legacy"] = target_key
+        state["conditions"] = []
+
+    render_base(run)
+    target = effective_target(state)
+    if blocked_by is not None:
+        # hold: the base rendering above keeps everything exactly as it is
+        text = messages.transition_not_supported(blocked_by, verdict.params["mode"])
+        run.set_condition("ErrTransitionNotSupported", True, cond.REASON_ERROR, text)
+        run.set_condition("Ready", False, cond.REASON_ERROR, text)
+    else:
+        state["conditions"] = [c for c in state["conditions"] if c["type"] != "ErrTransitionNotSupported"]
+        if target is None:
+            # legacy Unmanaged and the module never published node config: nothing to manage
+            state["mode"] = "Unmanaged"
+            run.set_condition("Ready", True, cond.REASON_READY, "")
+        elif not inputs.bootstrapped and target["mode"] != state["mode"]:
+            run.set_condition("Ready", False, cond.REASON_PROCESSING, messages.bootstrap_hold(target["mode"]))
+        elif run_pipeline(run, target):
+            run.set_condition("Ready", True, cond.REASON_READY, "")
+        else:
+            run.set_condition("Ready", False, cond.REASON_PROCESSING, messages.transitioning(target["mode"]))
+
+    if not verdict.valid:
+        kept = settings.mode_label(state["target_mode"], state["target_legacy"])
+        run.set_condition("Ready", False, cond.REASON_INVALID,
+                          settings.invalid_input_message(inputs.generation, verdict.errors, kept))
+    final_ready = cond.find(state["conditions"], "Ready")["status"] == "True"
+    return Outcome(state=state, ready=final_ready, checker_params=run.checker_params,
+                   registry_patch=run.registry_patch, events=run.events,
+                   transition_not_supported=blocked_by is not None)
+
+
+def target_hash(state: dict) -> str:
+    return _hash(state)
