@@ -136,6 +136,10 @@ def effective_target(state: dict) -> dict | None:
     target = state["params"]["target"]
     if target.get("legacy"):
         stored = state["params"].get("unmanaged")
+        actual = state["params"].get("actual") or {}
+        if not stored and actual.get("mode") == "Unmanaged":
+            # a first switch abandoned half-way: return to the registry the nodes started from
+            stored = actual
         if not stored:
             return None
         return {**upstream_of(stored), "mode": "Unmanaged", "legacy": True}
@@ -290,6 +294,10 @@ def stage_checker(run: Run, target: dict) -> StageResult:
 
 
 def stage_preflight(run: Run, target: dict) -> StageResult:
+    current = cond.find(run.state.get("conditions", []), "ContainerdConfigPreflightReady")
+    if current and current.get("status") == "True":
+        # passed for this target; finishing the switch must not reword it (the run has to converge)
+        return True, current.get("message", "")
     if run.params.get("actual"):
         return True, messages.preflight_ready_existing()
     problems = []
@@ -356,6 +364,10 @@ def _nodes_at(run: Run, version: str) -> tuple[bool, str]:
 def stage_transition(run: Run, target: dict) -> StageResult:
     target_params = target_node_params(run, target)
     actual = actual_node_params(run)
+    if actual is not None and not run.params.get("actual"):
+        # Recorded before the first publish: deckhouse-registry moves to the new path later in
+        # this switch, and the old half of the transitional config must not move with it.
+        run.params["actual"] = actual
     if actual == target_params:
         return True, ""
     published = run.state["node_config"]["containerd"]
