@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import conditions as cond
-from . import dataplane, deckhouse_registry, hashing, messages, node_config, settings, transitions
+from . import dataplane, deckhouse_registry, hashing, lb, messages, node_config, settings, transitions
 from .snapshots import DeckhousePod, InClusterDeployment, MirrorPod, Node
 
 CONTAINERD_NGC = "d8-registry-containerd.sh"
@@ -229,7 +229,7 @@ def uses_lb(mirror_map: dict) -> bool:
 def publish_lb(run: Run, needed: bool) -> None:
     """The LB payload goes with the containerd payload: endpoints only while nodes may use the LB."""
     endpoints = [f"{ip}:5001" for ip in run.master_ips()] if needed else []
-    run.state.setdefault("node_config", {})["lb"] = dataplane.lb_payload(endpoints, run.inp.lb_image)
+    run.state.setdefault("node_config", {})["lb"] = lb.lb_payload(endpoints, run.inp.lb_image)
 
 
 def publish_containerd(run: Run, kind: str, mirror_map: dict) -> dict:
