@@ -202,6 +202,10 @@ def main(ctx) -> None:
     previous = _restore(ctx, log, orchestrator)
     verdict, key = intake.judge(raw, env, {**orchestrator, "state": previous})
     inputs = _inputs(ctx, verdict, generation)
+    if not previous:
+        from lib import persist
+
+        inputs.adopt = persist.bootstrap_seed(snapshots.secrets(ctx.snapshots, "state_secrets"))
     outcome = stages.reconcile(previous, inputs)
     for message, fields in outcome.events:
         (log.warn if message == "Invalid registry settings" else log.info)(message, **fields)
@@ -210,6 +214,9 @@ def main(ctx) -> None:
                                    patch=outcome.registry_patch)
         changed = sorted(outcome.registry_patch["data"])
         log.info("Deckhouse registry secret patched", keys=changed)
+    if outcome.adopted:
+        ctx.kubernetes.merge_patch(kind="Secret", namespace="d8-system", name="registry-init",
+                                   patch={"metadata": {"annotations": {"registry.deckhouse.io/is-applied": ""}}})
     set_path(ctx.values, f"{ORCHESTRATOR}.input",
              intake.remember(key, verdict, not outcome.transition_not_supported))
     set_path(ctx.values, f"{ORCHESTRATOR}.state", outcome.state)

@@ -47,7 +47,9 @@ def sorted_masters(masters: list[Master]) -> list[Master]:
 def _yaml(data: dict) -> str:
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    # libyaml's emitter is an order of magnitude faster than the pure-Python one; same output
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False)
 
 
 def distribution_config(http_secret: str, upstream: dict | None, ttl: str | None, data_dir: str = "/data") -> str:

@@ -123,3 +123,31 @@ def restore(secrets: dict[str, dict], live_registry: dict | None) -> dict:
     if users:
         state["users"] = users
     return state
+
+
+def bootstrap_seed(secrets: dict[str, dict]) -> dict | None:
+    """CA and users the installer left in registry-init, when not adopted yet (SPEC 4.10.3)."""
+    init = secrets.get("registry-init")
+    if init is None or init.get("applied") or "registry-state" in secrets:
+        return None
+    try:
+        import yaml
+
+        config = yaml.safe_load(_decode(init, "config") or "") or {}
+    except (binascii.Error, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    ca = config.get("ca") or {}
+    seed: dict = {}
+    if isinstance(ca, dict) and ca.get("cert") and ca.get("key"):
+        seed["pki"] = {"ca": {"cert": str(ca["cert"]), "key": str(ca["key"])}}
+    users = {}
+    for source, key in (("ro_user", "ro"), ("rw_user", "rw")):
+        user = config.get(source)
+        if isinstance(user, dict) and user.get("name") and user.get("password"):
+            users[key] = {"name": str(user["name"]), "password": str(user["password"]),
+                          "password_hash": str(user.get("password_hash") or "")}
+    if users:
+        seed["users"] = users
+    return seed or None

@@ -54,6 +54,7 @@ class Inputs:
     checker_state: dict = field(default_factory=dict)
     reusable_certs: dict[str, dict] = field(default_factory=dict)   # Secret name -> {front.crt, front.key}
     lb_image: str = ""
+    adopt: dict | None = None                   # CA and users from registry-init (installer hand-off)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Outcome:
     registry_patch: dict | None
     events: list[tuple[str, dict]]
     transition_not_supported: bool
+    adopted: bool = False
 
 
 class Run:
@@ -76,6 +78,7 @@ class Run:
         self.registry_patch: dict | None = None
         self.checker_params: dict = idle_checker_params()
         self.done_text = ""
+        self.rendered_node_services = ""
         self.now = inputs.now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     # -- helpers ---------------------------------------------------------------------------
@@ -193,6 +196,11 @@ def node_services_source(state: dict) -> tuple[str, dict | None] | None:
 
 
 def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
+    source = hashing.sha256_hex([flavour, upstream, run.state.get("pki"), run.state.get("users"),
+                                 run.state.get("http_secret")])
+    if run.rendered_node_services == source:
+        return  # the base already rendered exactly this
+    run.rendered_node_services = source
     ca = run.ca()
     users = run.state.get("users", {})
     if ca is None or not all(key in users for key in dataplane.FLAVOUR_USERS[flavour]):
@@ -552,6 +560,27 @@ def run_pipeline(run: Run, target: dict) -> bool:
 
 # -- the run -------------------------------------------------------------------------------------
 
+def adopt(run: Run, seed: dict, target: dict) -> bool:
+    """The installer already configured nodes for the target: take its CA and users and start there."""
+    from . import users as users_mod
+
+    state = run.state
+    if "pki" in seed:
+        state["pki"] = seed["pki"]
+    if "users" in seed:
+        # the installer's hash may use another cost; the password stays, the hash is refreshed
+        state["users"] = users_mod.ensure_users(list(seed["users"]), seed["users"])
+    state["mode"] = target["mode"]
+    state["target_mode"], state["target_legacy"] = target["mode"], bool(target.get("legacy"))
+    if target["mode"] != "Unmanaged" or not target.get("legacy"):
+        try:
+            run.params["actual"] = target_node_params(run, target)
+        except ValueError:
+            return False
+    run.log("Adopted the installer's registry configuration", mode=target["mode"])
+    return True
+
+
 def _hash(state: dict) -> str:
     return hashing.sha256_hex({"params": state["params"]["target"], "target_mode": state["target_mode"],
                                "target_legacy": state["target_legacy"]})
@@ -579,6 +608,10 @@ def reconcile(previous: dict, inputs: Inputs) -> Outcome:
             params["target"] = copy.deepcopy(wanted)
     else:
         run.log("Invalid registry settings", errors=list(verdict.errors))
+
+    adopted = False
+    if inputs.adopt and verdict.valid and blocked_by is None and not previous.get("mode"):
+        adopted = adopt(run, inputs.adopt, params["target"])
 
     target_key = (params["target"]["mode"], bool(params["target"].get("legacy")))
     if (state["target_mode"], state["target_legacy"]) != target_key:
@@ -613,7 +646,7 @@ def reconcile(previous: dict, inputs: Inputs) -> Outcome:
     final_ready = cond.find(state["conditions"], "Ready")["status"] == "True"
     return Outcome(state=state, ready=final_ready, checker_params=run.checker_params,
                    registry_patch=run.registry_patch, events=run.events,
-                   transition_not_supported=blocked_by is not None)
+                   transition_not_supported=blocked_by is not None, adopted=adopted)
 
 
 def target_hash(state: dict) -> str:

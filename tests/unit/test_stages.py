@@ -380,3 +380,26 @@ def test_no_secret_in_conditions_or_events():
     visible = json.dumps([o.state["conditions"] for o in model.history]) + json.dumps([o.events for o in model.history])
     for secret in secrets:
         assert secret not in visible
+
+
+def test_bootstrap_adoption_starts_in_the_installed_mode():
+    from lib import pki, users
+    from lib.clock import parse_rfc3339
+
+    ca, _ = pki.ensure_ca(None, parse_rfc3339("2026-11-27T10:00:00Z"))
+    ro = users.ensure_user("ro", None)
+    model = ClusterModel()
+    model.set_settings(SETTINGS["proxy"])
+    inputs = model.inputs()
+    inputs.adopt = {"pki": {"ca": {"cert": ca.cert, "key": ca.key}}, "users": {"ro": ro}}
+    outcome = stages.reconcile({}, inputs)
+    assert outcome.adopted
+    state = outcome.state
+    assert (state["mode"], state["target_mode"]) == ("Proxy", "Proxy")
+    assert state["pki"]["ca"]["cert"] == ca.cert and state["users"]["ro"]["password"] == ro["password"]
+    assert state["params"]["actual"]["username"] == "ro"
+    model.state = state
+    model.react(outcome)
+    model.run_until_ready()
+    assert model.state["pki"]["ca"]["cert"] == ca.cert, "the installer's CA is kept"
+    assert "TransitionContainerdConfigReady" in model.conditions()
