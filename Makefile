@@ -12,7 +12,7 @@ TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/d8registry/tools
 HELM_VERSION := v3.22.0
 DMT_VERSION := v0.1.64
 # Debian packages used by lint and tests (installed only when running as root and missing).
-DEBS := shellcheck
+DEBS := shellcheck nginx libnginx-mod-stream containerd jq
 
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
@@ -37,6 +37,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 tools: $(TOOLS_BIN)/helm
 	@bash tools/build-go-tool.sh optional dmt github.com/deckhouse/dmt $(DMT_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+	@# CNCF distribution v3: the real registry the checker's loopback tests (tests/e2e) talk to
+	@bash tools/build-go-tool.sh required registry github.com/distribution/distribution/v3/cmd/registry v3.1.2 "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+	@# distribution's own token server (removed in v3; docker_auth is refused by the Go proxy here)
+	@bash tools/build-go-tool.sh optional token-server github.com/docker/distribution/contrib/token-server v2.8.3+incompatible "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+	@# CRI client: the data-plane e2e tests pull through containerd's CRI API like kubelet (not ctr, SPEC 12.3)
+	@bash tools/build-go-tool.sh required crictl sigs.k8s.io/cri-tools/cmd/crictl v1.34.0 "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 
 $(TOOLS_BIN)/helm:
 	bash tools/build-go-tool.sh required helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"

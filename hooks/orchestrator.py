@@ -109,6 +109,19 @@ def _lb_image(global_values: dict) -> str:
     return f"{base}@{digest}" if base and digest else ""
 
 
+def _images(global_values: dict) -> dict:
+    from lib import dataplane
+
+    return dataplane.image_refs(get_path(global_values, "modulesImages.registry.base", ""),
+                                get_path(global_values, "modulesImages.digests.registry", {}))
+
+
+def _proxy_env(global_values: dict) -> list[dict]:
+    from lib import dataplane
+
+    return dataplane.proxy_env(get_path(global_values, "clusterConfiguration", {}))
+
+
 def _inputs(ctx, verdict, generation) -> stages.Inputs:
     snaps = ctx.snapshots
     global_values = ctx.values.get("global", {})
@@ -127,6 +140,8 @@ def _inputs(ctx, verdict, generation) -> stages.Inputs:
         checker_state=get_path(ctx.values, "registry.internal.checker.state", {}) or {},
         reusable_certs=_reusable_certs(snaps),
         lb_image=_lb_image(global_values),
+        images=_images(global_values),
+        proxy_env=_proxy_env(global_values),
     )
 
 

@@ -21,9 +21,10 @@ unchanged cluster produces unchanged versions (no pod restarts).
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
-from . import hashing
+from . import front, hashing
 
 DISTRIBUTION_ADDR = "127.0.0.1:5003"
 DEBUG_ADDR = "127.0.0.1:5002"
@@ -52,7 +53,8 @@ def _yaml(data: dict) -> str:
     return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False)
 
 
-def distribution_config(http_secret: str, upstream: dict | None, ttl: str | None, data_dir: str = "/data") -> str:
+def distribution_config(http_secret: str, upstream: dict | None, ttl: str | None, data_dir: str = "/data",
+                        addr: str = DISTRIBUTION_ADDR, debug_addr: str = DEBUG_ADDR) -> str:
     config: dict = {
         "version": 0.1,
         "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": True}},
@@ -63,9 +65,9 @@ def distribution_config(http_secret: str, upstream: dict | None, ttl: str | None
             "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False}},
         },
         "http": {
-            "addr": DISTRIBUTION_ADDR,
+            "addr": addr,
             "secret": http_secret,
-            "debug": {"addr": DEBUG_ADDR, "prometheus": {"enabled": True, "path": "/metrics"}},
+            "debug": {"addr": debug_addr, "prometheus": {"enabled": True, "path": "/metrics"}},
         },
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
     }
@@ -117,6 +119,189 @@ def with_version(files: dict[str, str]) -> dict:
     return {"version": hashing.sha256_hex(files), "files": files}
 
 
+# -- the registry-nodeservices static pod (SPEC 5.7, 5.8, 6.6) ------------------------------------
+
+MANIFEST = "registry-nodeservices.yaml"
+IMAGES_FILE = "images"
+# Secret keys the master step reads as instructions instead of writing them to disk (SPEC 6.6).
+NOT_WRITTEN = frozenset({"version", IMAGES_FILE, "restart_delay_seconds", MANIFEST})
+# Image names in global.modulesImages.digests.registry (SPEC 5.2) per container.
+IMAGE_NAMES = {"front": "registryNginx", "distribution": "registryDistribution", "sync": "registrySync",
+               "gc": "registryGc"}
+# nginx is looked up in PATH (the LB pod does the same); the Go programs sit where images/*/werf.inc.yaml put them.
+NGINX_BIN = "nginx"
+REGISTRY_BIN = "/usr/bin/registry"
+REGSYNC_BIN = "/usr/bin/regsync"
+SHELL_BIN = "/bin/sh"
+RUN_AS = 64535
+HOST_CONFIG_ROOT = "/etc/kubernetes/registry"
+GC_FIRST_DELAY_SECONDS = 3600
+GC_STAGGER_SECONDS = 600
+GC_INTERVAL_SECONDS = 86400
+UPSTREAM_CA_FILE = "/pki/upstream-ca.crt"
+SYSTEM_CA_DIR = "/etc/ssl/certs"
+NODE_CRITICAL_PRIORITY = 2000001000
+PROXY_ENV_NAMES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy")
+
+_IMAGE_REF_RE = re.compile(
+    r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"@sha256:[0-9a-f]{64}", re.ASCII)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def image_refs(base: str, digests: dict | None) -> dict[str, str]:
+    """`<base>@<digest>` per image name of this module (SPEC 5.2); images without a digest are left out."""
+    refs = {}
+    for name in sorted(set(IMAGE_NAMES.values())):
+        digest = (digests or {}).get(name)
+        if base and isinstance(digest, str) and digest:
+            refs[name] = f"{base}@{digest}"
+    return refs
+
+
+def proxy_env(cluster_configuration: dict | None) -> list[dict]:
+    """Cluster proxy variables for containers that reach the upstream; the same list as the chart's
+    helm_lib_envs_for_proxy, so the static pods and the Deployment behave alike."""
+    config = cluster_configuration if isinstance(cluster_configuration, dict) else {}
+    proxy = config.get("proxy") if isinstance(config.get("proxy"), dict) else {}
+    if not proxy:
+        return []
+    env = []
+    for upper, lower, key in (("HTTP_PROXY", "http_proxy", "httpProxy"), ("HTTPS_PROXY", "https_proxy", "httpsProxy")):
+        if proxy.get(key):
+            env += [{"name": upper, "value": str(proxy[key])}, {"name": lower, "value": str(proxy[key])}]
+    no_proxy = ["127.0.0.1", "169.254.169.254", "registry.d8-system.svc"]
+    for key in ("clusterDomain", "podSubnetCIDR", "serviceSubnetCIDR"):
+        if config.get(key):
+            no_proxy.append(str(config[key]))
+    no_proxy += [str(item) for item in proxy.get("noProxy") or []]
+    joined = ",".join(dict.fromkeys(no_proxy))
+    return env + [{"name": "NO_PROXY", "value": joined}, {"name": "no_proxy", "value": joined}]
+
+
+def _checked_images(images: dict | None, names: list[str]) -> list[str] | None:
+    refs = []
+    for name in names:
+        ref = (images or {}).get(name)
+        if not ref:
+            return None
+        if not isinstance(ref, str) or _IMAGE_REF_RE.fullmatch(ref) is None:
+            raise ValueError(f"dataplane: image {name} must be <repository>@sha256:<digest>")
+        refs.append(ref)
+    return refs
+
+
+def _checked_env(env: list[dict] | None) -> list[dict]:
+    out = []
+    for item in env or []:
+        name, value = item.get("name"), item.get("value")
+        if name not in PROXY_ENV_NAMES or not isinstance(value, str) or _CONTROL_RE.search(value):
+            raise ValueError("dataplane: proxy environment must be proxy variables without control characters")
+        out.append({"name": name, "value": value})
+    return out
+
+
+def _probe(initial_delay: int, period: int, failures: int) -> dict:
+    # The front listens on the node IP, which is where kubelet probes a hostNetwork pod; /healthz
+    # passes through the front to distribution, so one probe covers both processes.
+    return {"httpGet": {"scheme": "HTTPS", "path": "/healthz", "port": 5001},
+            "initialDelaySeconds": initial_delay, "periodSeconds": period, "timeoutSeconds": 5,
+            "failureThreshold": failures}
+
+
+def _container(name: str, image: str, command: list[str], mounts: list[tuple[str, str, bool]],
+               cpu: str, memory: str, env: list[dict] | None = None, ports: list[dict] | None = None) -> dict:
+    container: dict = {"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "command": command}
+    if env:
+        container["env"] = env
+    if ports:
+        container["ports"] = ports
+    container.update({
+        "readinessProbe": _probe(0, 5, 3),
+        "livenessProbe": _probe(15, 10, 6),
+        "resources": {"requests": {"cpu": cpu, "memory": memory, "ephemeral-storage": "60Mi"}},
+        "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": vol, "mountPath": path, **({"readOnly": True} if ro else {})}
+                         for vol, path, ro in mounts],
+    })
+    return container
+
+
+def nodeservices_manifest(flavour: str, version: str, config_hash: str, images: dict[str, str], ordinal: int,
+                          with_sync: bool, upstream_ca: bool, env: list[dict]) -> str:
+    """The static pod the master step writes to /etc/kubernetes/manifests (SPEC 5.7, 5.8)."""
+    data_dir = PROXY_DATA if flavour == "Proxy" else LOCAL_DATA
+    registry_env = []
+    if flavour == "Proxy":
+        # Only the pull-through cache talks TLS to anyone. Go reads both variables: the upstream CA
+        # from the file, the system roots from the directory.
+        if upstream_ca:
+            registry_env.append({"name": "SSL_CERT_FILE", "value": UPSTREAM_CA_FILE})
+        registry_env += [{"name": "SSL_CERT_DIR", "value": SYSTEM_CA_DIR}, *env]
+    containers = [
+        _container("front", images["front"], [NGINX_BIN, "-e", "stderr", "-c", "/config/front/nginx.conf"],
+                   [("pki", "/pki", True), ("front", "/config/front", True), ("tmp", "/tmp", False)], "10m", "32Mi",
+                   ports=[{"name": "registry", "containerPort": 5001, "protocol": "TCP"},
+                          {"name": "https-metrics", "containerPort": 5004, "protocol": "TCP"}]),
+        _container("distribution", images["distribution"],
+                   [REGISTRY_BIN, "serve", "/config/distribution/config.yaml"],
+                   [("pki", "/pki", True), ("distribution", "/config/distribution", True), ("data", "/data", False),
+                    ("tmp", "/tmp", False)], "25m", "64Mi", env=registry_env),
+    ]
+    volumes = [
+        _host_path("pki", f"{HOST_CONFIG_ROOT}/pki", "Directory"),
+        _host_path("front", f"{HOST_CONFIG_ROOT}/front", "Directory"),
+        _host_path("distribution", f"{HOST_CONFIG_ROOT}/distribution", "Directory"),
+        _host_path("data", data_dir, "DirectoryOrCreate"),
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    if flavour == "Local":
+        if with_sync:
+            containers.append(_container("sync", images["sync"], [REGSYNC_BIN, "server", "-c", "/config/sync/regsync.yaml"],
+                                         [("sync", "/config/sync", True), ("tmp", "/tmp", False)], "10m", "32Mi"))
+            volumes.insert(3, _host_path("sync", f"{HOST_CONFIG_ROOT}/sync", "Directory"))
+        # Masters start collecting at different times, so at most one replica is busy with GC.
+        first = GC_FIRST_DELAY_SECONDS + GC_STAGGER_SECONDS * ordinal
+        loop = (f"sleep {first}; while true; do {REGISTRY_BIN} garbage-collect /config/distribution/config.yaml; "
+                f"sleep {GC_INTERVAL_SECONDS}; done")
+        containers.append(_container("gc", images["gc"], [SHELL_BIN, "-c", loop],
+                                     [("distribution", "/config/distribution", True), ("data", "/data", False),
+                                      ("tmp", "/tmp", False)], "10m", "32Mi"))
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "registry-nodeservices",
+            "namespace": "d8-system",
+            "labels": {"app": "registry", "component": "registry-service", "type": "node-services",
+                       "heritage": "deckhouse", "module": "registry", "tier": "control-plane"},
+            "annotations": {"registry.deckhouse.io/config-version": version,
+                            "registry.deckhouse.io/config-hash": config_hash},
+        },
+        "spec": {
+            "hostNetwork": True,
+            # the upstream is resolved by the node's resolver: cluster DNS may itself need this registry
+            "dnsPolicy": "Default",
+            "priorityClassName": "system-node-critical",
+            "priority": NODE_CRITICAL_PRIORITY,
+            "enableServiceLinks": False,
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "terminationGracePeriodSeconds": 30,
+            "containers": containers,
+            "volumes": volumes,
+        },
+    }
+    # The marker line lets the master step prove the manifest is the module's before removing it.
+    return f"{front.MARKER}\n{_yaml(pod)}"
+
+
+def _host_path(name: str, path: str, kind: str) -> dict:
+    return {"name": name, "hostPath": {"path": path, "type": kind}}
+
+
 def node_services_files(
     master: Master,
     masters: list[Master],
@@ -129,8 +314,18 @@ def node_services_files(
     previous_files: dict | None,
     reusable: dict | None,
     now,
+    images: dict | None = None,
+    env: list[dict] | None = None,
+    layout: front.Layout | None = None,
+    data_dir: str = "/data",
 ) -> tuple[dict, bool]:
-    """(files, certificate reused) for one master's registry-nodeservices static pod."""
+    """({version, files}, certificate reused) for one master's registry-nodeservices static pod.
+
+    `images` maps image names (registryNginx, ...) to references; when one the pod needs is missing,
+    the manifest and the images list are left out (the master step then has no pod to start).
+    `layout` and `data_dir` default to the static pod's; loopback tests run several masters on one
+    machine and pass their own addresses, ports and directories.
+    """
     from . import pki
     from . import users as users_mod
 
@@ -146,32 +341,65 @@ def node_services_files(
         "htpasswd": users_mod.htpasswd(accounts),
         "restart_delay_seconds": str(RESTART_STAGGER_SECONDS * ordinal),
     }
+    layout = layout or front.Layout(listen=master.ip)
+    addresses = {"data_dir": data_dir, "addr": layout.distribution, "debug_addr": layout.debug}
     if flavour == "Proxy":
-        files["config.yaml"] = distribution_config(http_secret, upstream, (upstream or {}).get("ttl", "168h"))
-        if upstream and upstream.get("ca"):
+        if not upstream or not upstream.get("path"):
+            raise ValueError("dataplane: Proxy node services need the upstream registry")
+        files["nginx.conf"] = front.render("Proxy", layout, upstream_path=upstream["path"])
+        files["config.yaml"] = distribution_config(http_secret, upstream, upstream.get("ttl", "168h"), **addresses)
+        if upstream.get("ca"):
             files["upstream-ca.crt"] = upstream["ca"]
     else:
-        files["config.yaml"] = distribution_config(http_secret, None, None)
+        files["nginx.conf"] = front.render("Local", layout)
+        files["config.yaml"] = distribution_config(http_secret, None, None, **addresses)
         peers = local_peers(master.ip, [m.ip for m in masters])
         if peers:
             files["regsync.yaml"] = regsync_config(master.ip, peers, ca.cert, users["mirror_puller"], users["mirror_pusher"])
-    return files, reused
+
+    roles = ["front", "distribution"]
+    if flavour == "Local":
+        roles += (["sync"] if "regsync.yaml" in files else []) + ["gc"]
+    refs = _checked_images(images, [IMAGE_NAMES[role] for role in roles])
+    if refs is None:
+        return {"version": hashing.sha256_hex(files), "files": files}, reused
+    files[IMAGES_FILE] = "\n".join(refs) + "\n"
+    config_hash = hashing.sha256_hex({k: v for k, v in files.items() if k not in NOT_WRITTEN})
+
+    def manifest(version: str) -> str:
+        return nodeservices_manifest(flavour, version, config_hash, dict(zip(roles, refs, strict=True)), ordinal,
+                                     "regsync.yaml" in files, "upstream-ca.crt" in files, _checked_env(env))
+
+    # The pod carries the version it was rendered for, so the version cannot cover its own final
+    # text: it covers every other file plus the manifest with an empty version, which differs from
+    # the final one only by the annotation the version fills in.
+    version = hashing.sha256_hex({**files, MANIFEST: manifest("")})
+    files[MANIFEST] = manifest(version)
+    return {"version": version, "files": files}, reused
 
 
 def incluster_proxy_files(upstream: dict, ca, http_secret: str, cluster_domain: str, previous_files: dict | None,
-                          reusable: dict | None, now) -> tuple[dict, bool]:
+                          reusable: dict | None, now, layout: front.Layout | None = None,
+                          data_dir: str = "/data") -> tuple[dict, bool]:
+    """(files, certificate reused) of the in-cluster proxy's config Secret; `layout`/`data_dir` as for
+    node_services_files (the Deployment's pod when omitted)."""
     from . import pki
     from . import users as users_mod
 
     dns, ips = pki.front_names(cluster_domain, None)
     leaf, reused = _leaf(ca, previous_files, reusable, dns, ips, now)
+    layout = layout or front.Layout()
+    authenticated = bool(upstream.get("username"))
     files = {
         "ca.crt": ca.cert,
         "front.crt": leaf.cert,
         "front.key": leaf.key,
-        "config.yaml": distribution_config(http_secret, upstream, INCLUSTER_TTL),
+        # the pod IP is unknown at render time: listen on every address of the pod's own network
+        "nginx.conf": front.render("Direct", layout, upstream_path=upstream["path"], auth=authenticated),
+        "config.yaml": distribution_config(http_secret, upstream, INCLUSTER_TTL, data_dir,
+                                           layout.distribution, layout.debug),
     }
-    if upstream.get("username"):
+    if authenticated:
         # in-cluster clients present the upstream credentials (kubelet's pull secret stays valid)
         previous_line = (previous_files or {}).get("htpasswd", "")
         name, _, old_hash = previous_line.strip().partition(":")

@@ -15,19 +15,107 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 from . import hashing
+
+LISTEN = "127.0.0.1:5001"
+PORT = 5001
+CONFIG_DIR = "/etc/kubernetes/registry-proxy"
+MANIFEST = "registry-proxy.yaml"
+MARKER = "# managed by d8 registry module"
+CONFIG_HASH_ANNOTATION = "registry.deckhouse.io/config-hash"
+RUN_AS = 64535
+# `<repo>@sha256:<digest>` or `<repo>:<tag>`; also what the node step accepts before `crictl pull`.
+_IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}", re.ASCII)
 
 
 def lb_payload(endpoints: list[str], image: str) -> dict:
-    """Node load balancer payload; empty endpoints tell the node step to remove the LB."""
-    payload = {"endpoints": list(endpoints), "image": image if endpoints else "", "files": {}}
+    """Node load balancer payload; empty endpoints tell the node step to remove the LB.
+
+    Without an image (no digest in the global values) only nginx.conf is shipped: the node step then
+    leaves the pod alone and containerd keeps using the masters listed in hosts.toml directly.
+    """
+    endpoints = [_endpoint(ep) for ep in endpoints]
+    payload = {"endpoints": endpoints, "image": image if endpoints else "", "files": {}}
     if endpoints:
-        payload["files"] = {"nginx.conf": lb_nginx_conf(endpoints)}
+        nginx_conf = lb_nginx_conf(endpoints)
+        payload["files"] = {"nginx.conf": nginx_conf}
+        if image:
+            payload["files"][MANIFEST] = lb_manifest(_image(image), nginx_conf)
     payload["version"] = hashing.version_of(payload)
     return payload
 
 
-def lb_nginx_conf(endpoints: list[str]) -> str:
+def _endpoint(value: str) -> str:
+    from . import validate
+
+    address, sep, port = str(value).rpartition(":")
+    if not sep or port != str(PORT):
+        raise ValueError(f"invalid LB endpoint: must be <IPv4>:{PORT}")
+    # rendered from the parsed address, so nothing but digits and dots reaches nginx.conf
+    return f"{validate.ipv4(address)}:{PORT}"
+
+
+def _image(value: str) -> str:
+    if not isinstance(value, str) or _IMAGE_RE.fullmatch(value) is None:
+        raise ValueError("invalid LB image reference")
+    return value
+
+
+def lb_manifest(image: str, nginx_conf: str) -> str:
+    """Static pod manifest of the node LB; a new nginx.conf changes the annotation, so kubelet recreates the pod.
+
+    The marker line lets the node step prove the file is the module's before removing it.
+    """
+    import yaml
+
+    def probe() -> dict:
+        # a fresh dict per use: shared ones would be dumped as a YAML anchor and alias
+        return {"tcpSocket": {"host": "127.0.0.1", "port": PORT}, "periodSeconds": 10, "timeoutSeconds": 2,
+                "failureThreshold": 3}
+
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "registry-proxy",
+            "namespace": "d8-system",
+            "labels": {"app": "registry", "component": "registry-node-lb", "heritage": "deckhouse",
+                       "module": "registry"},
+            "annotations": {CONFIG_HASH_ANNOTATION: hashlib.sha256(nginx_conf.encode()).hexdigest()},
+        },
+        "spec": {
+            "hostNetwork": True,
+            "dnsPolicy": "ClusterFirstWithHostNet",
+            "priorityClassName": "system-node-critical",
+            "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS},
+            "containers": [{
+                "name": "nginx",
+                "image": image,
+                "command": ["nginx", "-c", f"{CONFIG_DIR}/nginx.conf", "-g", "daemon off;"],
+                "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]}},
+                "livenessProbe": probe(),
+                "readinessProbe": probe(),
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi", "ephemeral-storage": "10Mi"}},
+                "volumeMounts": [
+                    {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }],
+            "volumes": [
+                {"name": "config", "hostPath": {"path": CONFIG_DIR, "type": "Directory"}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+        },
+    }
+    return f"{MARKER}\n{yaml.safe_dump(pod, sort_keys=False, default_flow_style=False)}"
+
+
+def lb_nginx_conf(endpoints: list[str], listen: str = LISTEN) -> str:
+    # `listen` is only ever changed by the loopback tests, which cannot take the production port.
     servers = "\n".join(f"        server {ep} max_fails=1 fail_timeout=10s;" for ep in endpoints)
     return (
         "worker_processes 2;\n"
@@ -40,7 +128,7 @@ def lb_nginx_conf(endpoints: list[str]) -> str:
         f"{servers}\n"
         "    }\n"
         "    server {\n"
-        "        listen 127.0.0.1:5001;\n"
+        f"        listen {listen};\n"
         "        proxy_pass registry;\n"
         "        proxy_connect_timeout 1s;\n"
         "        proxy_timeout 1h;\n"

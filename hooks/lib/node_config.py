@@ -95,8 +95,11 @@ def node_params(params: dict, ro_user: dict | None, module_ca: str | None) -> di
     raise ValueError("node params: unknown mode")
 
 
-def mirrors(node_params: dict, master_ips: list[str]) -> dict[str, list[dict]]:
-    """Hosts dirs and their mirrors, most preferred first, for one set of node params."""
+def mirrors(node_params: dict, master_ips: list[str], lb_endpoint: str = LB_ENDPOINT) -> dict[str, list[dict]]:
+    """Hosts dirs and their mirrors, most preferred first, for one set of node params.
+
+    `lb_endpoint` is where nodes reach their local LB; only loopback tests move it off the production port.
+    """
     mode = node_params.get("mode")
     if mode in _UPSTREAM_MODES:
         if "host" not in node_params:
@@ -120,7 +123,7 @@ def mirrors(node_params: dict, master_ips: list[str]) -> dict[str, list[dict]]:
             # Without the module CA no node could verify the node-services front.
             raise ValueError(f"mirrors for mode {mode} need the module CA")
         header = {"Authorization": [_basic(node_params.get("username"), node_params.get("password"))]}
-        endpoints = [LB_ENDPOINT] + [f"{ip}:{NODE_SERVICES_PORT}" for ip in sorted_master_ips(master_ips)]
+        endpoints = [lb_endpoint] + [f"{ip}:{NODE_SERVICES_PORT}" for ip in sorted_master_ips(master_ips)]
         return {
             FIXED_DIR: [
                 {
@@ -171,8 +174,11 @@ def transitional(old: dict[str, list[dict]], new: dict[str, list[dict]]) -> dict
 # hosts.toml (SPEC 6.3)
 
 
-def render_hosts(mirror_map: dict[str, list[dict]]) -> dict[str, dict[str, str]]:
-    """File contents per hosts dir; raises ValueError before producing anything if any input is unsafe."""
+def render_hosts(mirror_map: dict[str, list[dict]], hosts_root: str = HOSTS_ROOT) -> dict[str, dict[str, str]]:
+    """File contents per hosts dir; raises ValueError before producing anything if any input is unsafe.
+
+    `hosts_root` is the containerd config_path the CA references point into; tests render into a temp dir.
+    """
     rendered: dict[str, dict[str, str]] = {}
     for directory in sorted(mirror_map):
         validate.host_dir(directory)
@@ -180,7 +186,7 @@ def render_hosts(mirror_map: dict[str, list[dict]]) -> dict[str, dict[str, str]]
         if not entries:
             # containerd ignores a hosts.toml without any host table (SPEC 12.3 #3).
             raise ValueError("hosts dir has no mirrors")
-        rendered[directory] = _render_dir(directory, entries)
+        rendered[directory] = _render_dir(directory, entries, hosts_root)
     return rendered
 
 
@@ -200,12 +206,12 @@ def ca_file_name(scheme: str, host: str) -> str:
     return validate.file_name(name)
 
 
-def _render_dir(directory: str, entries: list[dict]) -> dict[str, str]:
+def _render_dir(directory: str, entries: list[dict], hosts_root: str) -> dict[str, str]:
     files: dict[str, str] = {}
     hosts: dict[str, dict[str, Any]] = {}
     server = None
     for mirror in entries:
-        scheme, host, table, ca = _host_table(directory, mirror)
+        scheme, host, table, ca = _host_table(directory, mirror, hosts_root)
         url = f"{scheme}://{host}"
         if url in hosts:
             raise ValueError("hosts dir lists the same mirror twice")
@@ -223,7 +229,7 @@ def _render_dir(directory: str, entries: list[dict]) -> dict[str, str]:
     return {HOSTS_FILE: f"{MARKER}\n{tomli_w.dumps(document)}", **files}
 
 
-def _host_table(directory: str, mirror: dict) -> tuple[str, str, dict[str, Any], tuple[str, str] | None]:
+def _host_table(directory: str, mirror: dict, hosts_root: str) -> tuple[str, str, dict[str, Any], tuple[str, str] | None]:
     if not isinstance(mirror, dict):
         raise ValueError("mirror must be a mapping")
     unknown = set(mirror) - _MIRROR_KEYS
@@ -239,7 +245,7 @@ def _host_table(directory: str, mirror: dict) -> tuple[str, str, dict[str, Any],
         pem = validate.ca_bundle(mirror["ca"]).strip()
         name = ca_file_name(scheme, host)
         # Vanilla key; containerd accepts a string or an array, the array leaves room for more bundles.
-        table["ca"] = [f"{HOSTS_ROOT}/{directory}/{name}"]
+        table["ca"] = [f"{hosts_root}/{directory}/{name}"]
         # The marker line lets the node step prove ownership before removal; PEM readers skip it.
         ca_file = (name, f"{MARKER}\n{pem}\n")
     if scheme == "http":

@@ -54,6 +54,8 @@ class Inputs:
     checker_state: dict = field(default_factory=dict)
     reusable_certs: dict[str, dict] = field(default_factory=dict)   # Secret name -> {front.crt, front.key}
     lb_image: str = ""
+    images: dict[str, str] = field(default_factory=dict)     # registry image name -> <base>@<digest>
+    proxy_env: list[dict] = field(default_factory=list)      # cluster proxy variables for upstream-facing containers
     adopt: dict | None = None                   # CA and users from registry-init (installer hand-off)
 
 
@@ -186,7 +188,11 @@ def _mirrors_for(run: Run, node_params: dict | None) -> dict:
 def node_services_source(state: dict) -> tuple[str, dict | None] | None:
     mode = state.get("mode")
     if mode == "Proxy":
-        return "Proxy", upstream_of(state["params"].get("unmanaged"))
+        upstream = upstream_of(state["params"].get("unmanaged"))
+        if upstream is None and state["params"]["target"].get("mode") == "Proxy":
+            # adopted from the installer: no switch ran that would have recorded the upstream
+            upstream = upstream_of(state["params"]["target"])
+        return "Proxy", upstream
     if mode == "Local":
         return "Local", None
     if state.get("node_services", {}).get("run") and state.get("target_mode") in ("Proxy", "Local"):
@@ -209,13 +215,14 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
     previous = run.state.get("node_services", {}).get("nodes", {})
     nodes = {}
     for master in masters:
-        files, reused = dataplane.node_services_files(
+        entry, reused = dataplane.node_services_files(
             master, masters, flavour, upstream, ca, users, run.state.get("http_secret", ""),
             run.inp.cluster_domain, previous.get(master.name, {}).get("files"),
-            run.inp.reusable_certs.get(f"registry-node-config-{master.name}"), run.inp.now)
+            run.inp.reusable_certs.get(f"registry-node-config-{master.name}"), run.inp.now,
+            images=run.inp.images, env=run.inp.proxy_env)
         if not reused and not previous.get(master.name):
             run.log("Generating node certificate", node=master.name)
-        nodes[master.name] = dataplane.with_version(files)
+        nodes[master.name] = entry
     run.state["node_services"] = {"run": True, "nodes": nodes}
 
 
