@@ -34,7 +34,8 @@ from .metrics import expire, gauge
 METRICS_GROUP = "d8_registry_checker"
 WORKERS = 3
 BUDGET_SECONDS = 25.0
-# a worker blocked in a system call the timeout cannot interrupt (DNS) is abandoned after this
+# checks stop this long before the budget ends, so that a worker blocked where no socket timeout
+# reaches (DNS) can be abandoned and the run still ends within the budget
 JOIN_GRACE_SECONDS = 0.5
 RETRY_DELAY = timedelta(seconds=10)
 MAX_ERROR_BLOCKS = 5
@@ -133,7 +134,7 @@ def normalize_state(state: object) -> dict | None:
     for key in ("version", "message"):
         if isinstance(state.get(key), str) and state[key]:
             out[key] = state[key]
-    queues = state.get("queues") or {}
+    queues = state.get("queues", {})
     if not isinstance(queues, dict):
         return None
     clean_queues = {}
@@ -261,6 +262,8 @@ class _Work:
     failed: dict[int, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     closed: bool = False
+    # set by the first registry-wide failure: the remaining items get it without another attempt
+    fatal: str | None = None
 
     def __post_init__(self):
         self.pending = deque(range(len(self.items)))
@@ -294,7 +297,7 @@ def _worker(work: _Work, session, check_mode: str, deadline: float) -> None:
             if index is None:
                 return
             item = work.items[index]
-            problem = item_problem(item, check_mode)
+            problem = item_problem(item, check_mode) or work.fatal
             if problem is None:
                 try:
                     session.check(item["image"], deadline)
@@ -302,6 +305,8 @@ def _worker(work: _Work, session, check_mode: str, deadline: float) -> None:
                     return
                 except CheckError as exc:
                     problem = str(exc) or "check failed"
+                    if exc.registry_wide:
+                        work.fatal = problem
                 except Exception as exc:  # a bug must cost one item, not the whole run
                     problem = f"internal checker error ({type(exc).__name__})"
             work.record(index, problem)
@@ -309,8 +314,9 @@ def _worker(work: _Work, session, check_mode: str, deadline: float) -> None:
         session.close()
 
 
-def check_items(works: dict[str, tuple[_Work, object]], check_mode: str, deadline: float, workers: int) -> None:
-    """Run every registry's work with `workers` threads each until done or the deadline."""
+def check_items(works: dict[str, tuple[_Work, object]], check_mode: str, end: float, workers: int) -> None:
+    """Run every registry's work with `workers` threads each until done or the end of the budget."""
+    deadline = end - min(JOIN_GRACE_SECONDS, (end - time.monotonic()) / 5)
     threads = []
     for work, client in works.values():
         for _ in range(max(1, min(workers, len(work.items)))):
@@ -319,7 +325,7 @@ def check_items(works: dict[str, tuple[_Work, object]], check_mode: str, deadlin
             thread.start()
             threads.append(thread)
     for thread in threads:
-        thread.join(max(0.0, deadline + JOIN_GRACE_SECONDS - time.monotonic()))
+        thread.join(max(0.0, end - time.monotonic()))
     for work, _client in works.values():
         work.close()
 
@@ -344,9 +350,15 @@ def _due(queue: dict, now: datetime) -> bool:
 
 def run(state: dict, params: dict, global_values: dict, containers: list[dict], now: datetime, *,
         budget: float | None = None, workers: int | None = None, client_factory=None) -> RunResult:
-    """One checker run: reconcile queues with params, check what is due within the budget."""
+    """One checker run: reconcile queues with params, check what is due within the budget.
+
+    `now` (from clock.py, pinnable in tests) stamps and schedules retries; the budget is elapsed time
+    and is measured with time.monotonic, which a pinned wall clock must not freeze.
+    """
+    from . import checker_http
+
     started = time.monotonic()
-    deadline = started + (BUDGET_SECONDS if budget is None else budget)
+    end = started + (BUDGET_SECONDS if budget is None else budget)
     workers = WORKERS if workers is None else workers
     events: list[tuple[str, dict]] = []
     registries = params.get("registries") or {}
@@ -367,10 +379,8 @@ def run(state: dict, params: dict, global_values: dict, containers: list[dict], 
                 queue["last_attempt"] = clock.rfc3339(now)
                 events.append(("Retry items moved", {"registry": name, "items": len(queue["items"])}))
             continue
-        from .checker_http import split_repository
-
         try:
-            netloc, path = split_repository(registry.get("address", ""))
+            netloc, path = checker_http.split_repository(registry.get("address", ""))
         except ValueError as exc:
             raise CheckerInputError(f"registry {name!r}: {exc}") from None
         items = build_image_set(global_values, containers, f"{netloc}/{path}", check_mode)
@@ -380,11 +390,9 @@ def run(state: dict, params: dict, global_values: dict, containers: list[dict], 
     checked = errors = 0
     due = {name: queues[name] for name in sorted(queues) if _due(queues[name], now)}
     if due:
-        from . import checker_http
-
         factory = client_factory or (lambda reg: checker_http.RegistryClient(checker_http.RegistryParams.from_values(reg)))
         works = {name: (_Work(queue["items"]), factory(registries[name])) for name, queue in due.items()}
-        check_items(works, check_mode, deadline, workers)
+        check_items(works, check_mode, end, workers)
         for name, (work, _client) in works.items():
             queue = due[name]
             queue["processed"] = queue.get("processed", 0) + len(work.passed)

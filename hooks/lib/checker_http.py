@@ -49,7 +49,15 @@ _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
 
 
 class CheckError(Exception):
-    """The image could not be confirmed; str() is the user-visible, sanitised reason."""
+    """The image could not be confirmed; str() is the user-visible, sanitised reason.
+
+    registry_wide marks failures that no other image of the registry would escape either (name
+    resolution, refused or timed-out connects, TLS trust): the run stops asking that registry.
+    """
+
+    def __init__(self, message: str, registry_wide: bool = False):
+        super().__init__(message)
+        self.registry_wide = registry_wide
 
 
 class BudgetExceeded(Exception):
@@ -234,7 +242,7 @@ class RegistryClient:
         try:
             self.context = ssl_context(params.ca)
         except CheckError as exc:
-            self._setup_error = exc
+            self._setup_error = CheckError(str(exc), registry_wide=True)
         self._lock = threading.Lock()
         # repository path -> Authorization header learnt from a challenge; reused so that a run of
         # hundreds of images asks the token service once, not once per image
@@ -248,8 +256,8 @@ class RegistryClient:
     def remember_auth(self, path: str, header: str) -> None:
         with self._lock:
             self._auth[path] = header
-        if header.startswith("Bearer "):
-            self.secrets = (*self.secrets, header[7:])
+            if header.startswith("Bearer "):
+                self.secrets = (*self.secrets, header[7:])
 
     def session(self) -> Session:
         return Session(self)
@@ -282,7 +290,7 @@ class Session:
         try:
             self._check(image, deadline)
         except CheckError as exc:
-            raise CheckError(sanitize(str(exc), self.client.secrets)) from None
+            raise CheckError(sanitize(str(exc), self.client.secrets), exc.registry_wide) from None
 
     def _check(self, image: str, deadline: float) -> None:
         if self.client._setup_error is not None:
@@ -321,6 +329,8 @@ class Session:
             authorization = _basic(username, password)
         elif scheme == "bearer":
             authorization = "Bearer " + self._fetch_token(params, path, deadline)
+        elif not scheme:
+            raise CheckError("401 Unauthorized without an authentication challenge (WWW-Authenticate)")
         else:
             raise CheckError(f"401 Unauthorized with an unsupported authentication challenge {scheme!r}")
         self.client.remember_auth(path, authorization)
@@ -382,8 +392,12 @@ class Session:
             timeout = min(REQUEST_TIMEOUT, remaining)
             key = (scheme, netloc)
             reused = key in self._connections
+            connecting = True
             try:
                 connection = self._connection(scheme, netloc, timeout)
+                if connection.sock is None:
+                    connection.connect()
+                connecting = False
                 headers = {"Accept": ACCEPT, "User-Agent": USER_AGENT}
                 if authorization:
                     headers["Authorization"] = authorization
@@ -393,7 +407,7 @@ class Session:
                 connection.request(method, prefix + target, headers=headers)
                 response = connection.getresponse()
                 body = response.read(_TOKEN_BODY_LIMIT) if method == "GET" else response.read()
-                if response.will_close:
+                if response.will_close or not response.isclosed():  # unread rest: the connection is unusable
                     self._drop(key)
                 return response.status, response.headers, body
             except _STALE as exc:
@@ -405,32 +419,36 @@ class Session:
                 self._drop(key)
                 if timeout < REQUEST_TIMEOUT:
                     raise BudgetExceeded() from None
-                raise CheckError(f"request to the {where} timed out after {REQUEST_TIMEOUT:g}s") from None
+                phase = "connecting" if connecting else "request"
+                raise CheckError(f"{phase} to the {where} timed out after {REQUEST_TIMEOUT:g}s",
+                                 registry_wide=connecting) from None
             except socket.gaierror as exc:
                 self._drop(key)
                 host = split_netloc(netloc, 0)[0]
-                raise CheckError(f"DNS lookup of {host} failed: {exc.strerror or exc}") from None
+                raise CheckError(f"DNS lookup of {host} failed: {exc.strerror or exc}", registry_wide=True) from None
             except ssl.SSLCertVerificationError as exc:
                 self._drop(key)
                 reason = exc.verify_message or exc.reason or "verification failed"
                 raise CheckError(f"TLS certificate of the {where} is not trusted: {reason}; "
-                                 "check the CA in the registry settings") from None
+                                 "check the CA in the registry settings", registry_wide=True) from None
             except ssl.SSLError as exc:
                 self._drop(key)
                 reason = (exc.reason or type(exc).__name__).replace("_", " ").lower()
                 raise CheckError(f"TLS handshake with the {where} failed: {reason} "
-                                 "(is the registry scheme right?)") from None
+                                 "(is the registry scheme right?)", registry_wide=connecting) from None
             except ConnectionRefusedError:
                 self._drop(key)
-                raise CheckError(f"connection to the {where} refused (nothing listens on {netloc})") from None
+                raise CheckError(f"connection to the {where} refused (nothing listens on {netloc})",
+                                 registry_wide=True) from None
             except http.client.HTTPException as exc:
                 self._drop(key)
                 raise CheckError(f"the {where} sent an invalid HTTP response ({type(exc).__name__})") from None
             except OSError as exc:
                 self._drop(key)
                 if "Tunnel connection failed" in str(exc):
-                    raise CheckError(f"the proxy refused to connect to the {where}") from None
-                raise CheckError(f"cannot connect to the {where}: {exc.strerror or type(exc).__name__}") from None
+                    raise CheckError(f"the proxy refused to connect to the {where}", registry_wide=True) from None
+                raise CheckError(f"cannot connect to the {where}: {exc.strerror or type(exc).__name__}",
+                                 registry_wide=connecting) from None
         raise AssertionError("unreachable")
 
     def _drop(self, key) -> None:
