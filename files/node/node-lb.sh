@@ -1,0 +1,308 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+# shellcheck shell=bash
+
+# Body of NodeGroupConfiguration d8-registry-node-lb.sh (SPEC 5.9, 6.5): the node load balancer static pod.
+# The chart puts four lines above it: strict mode, D8REG_VERSION and D8REG_PAYLOAD (base64 of the JSON
+# payload {version, endpoints, image, files}). Nothing else carries data.
+
+# The step may run traced (bash -x): the decoded payload stays out of the trace, as in the other steps.
+set +x
+export LC_ALL=C  # regex ranges and sorting must not depend on the node's locale
+readonly ROOT="${D8_REGISTRY_NODE_ROOT:-}"
+readonly D8REG_STEP='node-lb'
+readonly D8REG_MARKER='# managed by d8 registry module'
+readonly D8REG_DIR_MARKER='.managed-by-d8-registry'
+readonly NODE_NAME_FILE="${ROOT}/var/lib/bashible/discovered-node-name"
+
+readonly LB_DIR="${ROOT}/etc/kubernetes/registry-proxy"
+readonly NGINX_CONF="${LB_DIR}/nginx.conf"
+readonly MANIFESTS_DIR="${ROOT}/etc/kubernetes/manifests"
+readonly MANIFEST="${MANIFESTS_DIR}/registry-proxy.yaml"
+# nginx in the pod runs as this user and reads its config from the host directory.
+readonly POD_OWNER='64535:64535'
+
+# ------------------------------------------------------------------------------- shared helpers (begin)
+# The three step bodies carry this block verbatim (tests/node compare it); keep them in sync.
+
+d8reg_tmp_files=()
+d8reg_cleanup() {
+  if [[ ${#d8reg_tmp_files[@]} -gt 0 ]]; then
+    rm -f -- "${d8reg_tmp_files[@]}"
+  fi
+}
+trap d8reg_cleanup EXIT
+
+d8reg_log() {
+  if declare -F bb-log-info >/dev/null 2>&1; then
+    bb-log-info "d8-registry ${D8REG_STEP}: $*"
+  else
+    printf 'd8-registry %s: %s\n' "${D8REG_STEP}" "$*" >&2
+  fi
+}
+
+d8reg_error() {
+  if declare -F bb-log-error >/dev/null 2>&1; then
+    bb-log-error "d8-registry ${D8REG_STEP}: $*"
+  else
+    printf 'd8-registry %s: ERROR: %s\n' "${D8REG_STEP}" "$*" >&2
+  fi
+}
+
+d8reg_die() {
+  d8reg_error "$*"
+  exit 1
+}
+
+d8reg_valid_version() {
+  local re='^[0-9a-f]{64}$'
+  [[ $1 =~ $re ]]
+}
+
+d8reg_valid_host_dir() {
+  local re='^[A-Za-z0-9.-]+(:[0-9]{1,5})?$'
+  [[ ${#1} -le 255 && $1 =~ $re && $1 != "." && $1 != ".." ]]
+}
+
+d8reg_valid_file_name() {
+  local re='^[A-Za-z0-9._:-]+$'
+  [[ ${#1} -le 255 && $1 =~ $re && $1 != .* ]]
+}
+
+d8reg_valid_node_name() {
+  local re='^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$'
+  [[ ${#1} -le 253 && $1 =~ $re ]]
+}
+
+# jq prints names as JSON strings, one per line: a name with a newline or a quote cannot split into
+# two plausible names, it fails the strict pattern instead.
+d8reg_unquote() {
+  local re='^"([A-Za-z0-9._:-]*)"$'
+  if [[ $1 =~ $re ]]; then
+    printf '%s' "${BASH_REMATCH[1]}"
+  else
+    return 1
+  fi
+}
+
+d8reg_node_name() {
+  local name=""
+  if declare -F bb-d8-node-name >/dev/null 2>&1; then
+    name="$(bb-d8-node-name)"
+  elif [[ -f "${NODE_NAME_FILE}" ]]; then
+    name="$(<"${NODE_NAME_FILE}")"
+  fi
+  if ! d8reg_valid_node_name "${name}"; then
+    d8reg_die "node name is missing or not a valid node name"
+  fi
+  printf '%s' "${name}"
+}
+
+d8reg_sha256() {
+  local sum
+  sum="$(sha256sum)"
+  printf '%s' "${sum%% *}"
+}
+
+d8reg_file_sha256() {
+  if [[ -f $1 && ! -L $1 ]]; then
+    d8reg_sha256 <"$1"
+  fi
+}
+
+d8reg_first_line_is_marker() {
+  local first=""
+  [[ -f $1 && ! -L $1 ]] || return 1
+  IFS= read -r first <"$1" || true
+  [[ ${first} == "${D8REG_MARKER}" ]]
+}
+
+# d8reg_put DST MODE OWNER COMMAND...: make DST hold exactly what COMMAND prints.
+# Nothing is touched when the content is already there (a mode drift is fixed in place); otherwise the
+# content goes to a temp file next to DST and replaces it with one rename, so readers never see half a
+# file. Sets d8reg_wrote=1 when DST was replaced. Called as a plain command, never in a condition,
+# so that `set -e` stays in force inside.
+d8reg_wrote=0
+d8reg_put() {
+  local dst="$1" mode="$2" owner="$3"
+  shift 3
+  local want have tmp
+  d8reg_wrote=0
+  want="$("$@" | d8reg_sha256)"
+  have="$(d8reg_file_sha256 "${dst}")"
+  if [[ ${want} == "${have}" ]]; then
+    if [[ "$(stat -c '%a' "${dst}")" != "${mode}" ]]; then
+      chmod "${mode}" "${dst}"
+    fi
+    return 0
+  fi
+  tmp="$(mktemp "${dst%/*}/.d8reg.XXXXXX")"
+  d8reg_tmp_files+=("${tmp}")
+  "$@" >"${tmp}"
+  chmod "${mode}" "${tmp}"
+  if [[ -n ${owner} ]]; then
+    chown "${owner}" "${tmp}"
+  fi
+  mv -f "${tmp}" "${dst}"
+  d8reg_wrote=1
+}
+
+# d8reg_ensure_dir DIR MODE [shared]: create DIR (parents 0755) with MODE. The mode of an existing dir is
+# corrected only for dirs the step owns; "shared" dirs (manifests, registry.d) keep what their owner set.
+d8reg_ensure_dir() {
+  local dir="$1" mode="$2" shared="${3:-}"
+  if [[ ! -d ${dir} ]]; then
+    (umask 022 && mkdir -p -- "${dir}")
+    chmod "${mode}" "${dir}"
+  elif [[ -z ${shared} && "$(stat -c '%a' "${dir}")" != "${mode}" ]]; then
+    chmod "${mode}" "${dir}"
+  fi
+}
+
+# Writes to the API are retried a bounded number of times; giving up fails the step so bashible retries.
+d8reg_kubectl_write() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if kubectl "$@" >&2; then
+      return 0
+    fi
+    d8reg_log "kubectl $2 failed (attempt ${attempt} of 5)"
+    if [[ ${attempt} -lt 5 ]]; then
+      sleep 10
+    fi
+  done
+  d8reg_die "kubectl $2 failed 5 times"
+}
+
+d8reg_payload_json() {
+  local json
+  json="$(printf '%s' "${D8REG_PAYLOAD}" | base64 -d)" || d8reg_die "payload is not valid base64"
+  if ! jq -e 'type == "object"' >/dev/null 2>&1 <<<"${json}"; then
+    d8reg_die "payload is not a JSON object"
+  fi
+  printf '%s' "${json}"
+}
+
+# --------------------------------------------------------------------------------- shared helpers (end)
+
+d8reg_valid_endpoint() {
+  local re='^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3}):5001$' i
+  [[ $1 =~ $re ]] || return 1
+  for i in 1 2 3 4; do
+    # base 10 explicitly: a leading zero must not turn an octet into octal
+    [[ $((10#${BASH_REMATCH[i]})) -le 255 ]] || return 1
+  done
+}
+
+# What crictl receives as an argument: a reference, never something that looks like an option.
+d8reg_valid_image() {
+  local re='^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$'
+  [[ $1 =~ $re ]]
+}
+
+d8reg_payload_file() {
+  jq -j --arg f "$1" '.files[$f]' <<<"${payload}"
+}
+
+# The manifest is removable later only when its first line is the marker; add it if the producer did not.
+d8reg_manifest_content() {
+  if [[ "$(jq -r '.files["registry-proxy.yaml"] | split("\n")[0]' <<<"${payload}")" != "${D8REG_MARKER}" ]]; then
+    printf '%s\n' "${D8REG_MARKER}"
+  fi
+  d8reg_payload_file "registry-proxy.yaml"
+}
+
+d8reg_marker_content() {
+  printf '%s\n' "${D8REG_MARKER}"
+}
+
+# ----------------------------------------------------------------------------------------------- payload
+
+d8reg_valid_version "${D8REG_VERSION}" || d8reg_die "D8REG_VERSION is not a sha256 hex digest"
+payload="$(d8reg_payload_json)"
+[[ "$(jq -r '.version' <<<"${payload}")" == "${D8REG_VERSION}" ]] || d8reg_die "payload version does not match D8REG_VERSION"
+if ! jq -e '(.endpoints | type == "array" and all(.[]; type == "string"))
+    and ((.image // "") | type == "string")
+    and ((.files // {}) | type == "object" and all(.[]; type == "string"))' >/dev/null <<<"${payload}"; then
+  d8reg_die "payload must have endpoints (strings), image (string) and files (strings)"
+fi
+
+endpoint_count=0
+lines="$(jq -r '.endpoints[] | @json' <<<"${payload}")"
+if [[ -n ${lines} ]]; then
+  while IFS= read -r quoted; do
+    endpoint_re='^"([0-9.:]*)"$'
+    [[ ${quoted} =~ ${endpoint_re} ]] || d8reg_die "payload has an invalid LB endpoint"
+    d8reg_valid_endpoint "${BASH_REMATCH[1]}" || d8reg_die "payload has an invalid LB endpoint"
+    endpoint_count=$((endpoint_count + 1))
+  done <<<"${lines}"
+fi
+
+# ------------------------------------------------------------------------------- no endpoints: removal
+
+if [[ ${endpoint_count} == 0 ]]; then
+  if d8reg_first_line_is_marker "${MANIFEST}"; then
+    # the pod goes first, so nginx never runs without its config
+    rm -f -- "${MANIFEST}"
+    d8reg_log "removed ${MANIFEST#"${ROOT}"}"
+  elif [[ -e ${MANIFEST} ]]; then
+    # someone else's pod may read this config: leave both alone
+    d8reg_log "not removing ${MANIFEST#"${ROOT}"}: it does not carry the module marker"
+    exit 0
+  fi
+  if [[ -d ${LB_DIR} && ! -L ${LB_DIR} && -f "${LB_DIR}/${D8REG_DIR_MARKER}" ]]; then
+    rm -rf -- "${LB_DIR}"
+    d8reg_log "removed ${LB_DIR#"${ROOT}"}"
+  elif [[ -e ${LB_DIR} ]]; then
+    d8reg_log "not removing ${LB_DIR#"${ROOT}"}: it does not carry ${D8REG_DIR_MARKER}"
+  fi
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------- endpoints
+
+image="$(jq -r '.image // ""' <<<"${payload}")"
+[[ "$(jq -r '.files | has("nginx.conf")' <<<"${payload}")" == "true" ]] || d8reg_die "payload has endpoints but no nginx.conf"
+has_manifest="$(jq -r '.files | has("registry-proxy.yaml")' <<<"${payload}")"
+if [[ -n ${image} ]]; then
+  d8reg_valid_image "${image}" || d8reg_die "payload has an invalid LB image reference"
+fi
+
+d8reg_ensure_dir "${LB_DIR}" 750
+if [[ ! -f "${LB_DIR}/${D8REG_DIR_MARKER}" ]]; then
+  chown "${POD_OWNER}" "${LB_DIR}"
+fi
+d8reg_put "${LB_DIR}/${D8REG_DIR_MARKER}" 640 "${POD_OWNER}" d8reg_marker_content
+d8reg_put "${NGINX_CONF}" 640 "${POD_OWNER}" d8reg_payload_file "nginx.conf"
+if [[ ${d8reg_wrote} == 1 ]]; then
+  d8reg_log "wrote ${NGINX_CONF#"${ROOT}"}"
+fi
+
+if [[ -z ${image} || ${has_manifest} != "true" ]]; then
+  # without an image there is no pod to run; containerd reaches the masters directly meanwhile
+  d8reg_error "payload has no LB image or manifest; the node LB pod is not started"
+  exit 0
+fi
+
+want="$(d8reg_manifest_content | d8reg_sha256)"
+if [[ ${want} != "$(d8reg_file_sha256 "${MANIFEST}")" ]]; then
+  # pulled before kubelet sees the new manifest, so the pod starts without waiting for the image;
+  # a failed pull is not fatal: the pod pulls it itself and containerd can reach the masters directly
+  if ! crictl pull "${image}" >&2; then
+    d8reg_error "crictl pull of the LB image failed; kubelet will pull it when it starts the pod"
+  fi
+  d8reg_ensure_dir "${MANIFESTS_DIR}" 755 shared
+  d8reg_put "${MANIFEST}" 600 "" d8reg_manifest_content
+  d8reg_log "wrote ${MANIFEST#"${ROOT}"}"
+fi
