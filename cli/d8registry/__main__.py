@@ -11,10 +11,11 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""d8registry: run the registry module's hooks and chart against a cluster, without a cluster.
+"""d8registry: run, preview and debug the registry module without a cluster.
 
-Without arguments it runs every hook of the module on the built-in example cluster through the
-real hook protocol, renders the chart with Helm and prints the resulting values and objects.
+Without a subcommand it simulates the default scenario on the built-in example cluster:
+Unmanaged -> Direct -> Proxy -> Direct -> Local -> Unmanaged, with the real hooks, the real Helm
+chart and the real node steps, printing the condition timeline of every switch.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from . import cluster as cluster_mod
 from . import helm, redact
 from .operator import protocol, values_rules
 from .operator.module import ModuleHarness
+from .sim import scenario
 
 MODULE_DIR = Path(__file__).resolve().parents[2]
 
@@ -38,64 +40,52 @@ class UsageError(ValueError):
     pass
 
 
-def _parse_set(pairs: list[str]) -> dict:
-    """'--set mode=Direct --set direct.imagesRepo=r.example.com/d8' into a nested mapping."""
-    result: dict = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set expects key=value, got {pair!r}")
-        node = result
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UsageError(f"--set {key}: {part!r} is already a value")
-        node[parts[-1]] = value
-    return result
-
-
-def _registry_settings(args) -> dict | None:
-    if args.settings:
-        try:
-            loaded = yaml.safe_load(Path(args.settings).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"cannot read settings file {args.settings}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise UsageError(f"settings file {args.settings} is not valid YAML: {' '.join(str(exc).split())}") from exc
-        return loaded.get("registry", loaded) if isinstance(loaded, dict) else loaded
-    if args.set:
-        return _parse_set(args.set)
-    return None
+def _load_cluster(args) -> cluster_mod.Cluster:
+    return cluster_mod.load(Path(args.cluster) if getattr(args, "cluster", None) else None)
 
 
 def _progress(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
 
 
-def run_module(args) -> int:
-    cluster = cluster_mod.load(Path(args.cluster) if args.cluster else None)
-    registry = _registry_settings(args)
-    if registry is not None:
+def _registry_settings(args, cluster) -> dict | None:
+    if getattr(args, "settings", None):
+        path = args.settings[-1] if isinstance(args.settings, list) else args.settings
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read settings file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise UsageError(f"settings file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+        return loaded.get("registry", loaded) if isinstance(loaded, dict) else loaded
+    if getattr(args, "set", None):
+        return scenario.settings_from_set(",".join(args.set), cluster)
+    return None
+
+
+def _harness_after_module_run(args, cluster) -> ModuleHarness:
+    registry = _registry_settings(args, cluster)
+    if registry is not None or getattr(args, "settings", None) or getattr(args, "set", None):
         cluster = cluster.with_registry_settings(registry)
     harness = ModuleHarness(MODULE_DIR, cluster.objects, cluster.globals)
-    hooks = harness.hooks()
-    _progress(f"cluster: {cluster.description or args.cluster}")
-    _progress("hooks: " + ", ".join(h.name for h in hooks))
-    _progress("synchronization (every hook's informers start)")
+    _progress("synchronization, then beforeHelm hooks (real hook protocol)")
     harness.synchronize()
-    _progress("beforeHelm hooks")
     harness.before_helm()
-    _progress("helm template (Helm v3 CLI)")
-    objects = helm.render(MODULE_DIR, harness.helm_values())
-    _progress("afterHelm hooks")
-    harness.after_helm()
-    module_values = harness.module_values
-    report = {
-        "values": {"registry": module_values},
-        "objects": objects,
-        "kubernetesOperations": harness.kube_operations,
-    }
+    return harness
+
+
+def cmd_render(args) -> int:
+    cluster = _load_cluster(args)
+    if args.values:
+        values = json.loads(Path(args.values).read_text(encoding="utf-8"))
+        objects = helm.render(MODULE_DIR, values)
+        module_values = values.get("registry", {})
+    else:
+        harness = _harness_after_module_run(args, cluster)
+        _progress("helm template (Helm v3 CLI)")
+        objects = helm.render(MODULE_DIR, harness.helm_values())
+        module_values = harness.module_values
+    report = {"values": {"registry": module_values}, "objects": objects}
     if not args.show_secrets:
         report = redact.redact(report)
     if args.json:
@@ -104,46 +94,161 @@ def run_module(args) -> int:
     state = module_values.get("internal", {}).get("orchestrator", {}).get("state", {})
     print(f"Mode: {state.get('mode')} -> {state.get('target_mode')}"
           f"{' (non-configurable)' if state.get('target_legacy') else ''}")
+    from .sim.report import conditions_table
+
     print("Conditions:")
-    for condition in state.get("conditions", []):
-        first_line = (condition.get("message") or "").splitlines()[:1]
-        print(f"  {condition['type']:<32} {condition['status']:<6} {condition.get('reason', ''):<22} "
-              f"{first_line[0] if first_line else ''}")
+    print("\n".join(conditions_table(state)))
     print("Rendered objects:")
     for obj in objects:
         meta = obj.get("metadata", {})
         where = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
         print(f"  {obj.get('kind')} {where}{meta.get('name')}")
-    print("Values (secrets redacted):" if not args.show_secrets else "Values:")
-    print(yaml.safe_dump(report["values"], sort_keys=True, width=120).rstrip())
+    if args.output_values:
+        print("Values (secrets redacted):" if not args.show_secrets else "Values:")
+        print(yaml.safe_dump(report["values"], sort_keys=True, width=120).rstrip())
     return 0
 
 
+def cmd_simulate(args) -> int:
+    from .sim.run import simulate
+
+    cluster = _load_cluster(args)
+    return simulate(args, cluster, sys.stdout, scenario.DEFAULT_SEQUENCE)
+
+
+def cmd_hook(args) -> int:
+    from .operator import bindings
+
+    cluster = _load_cluster(args)
+    harness = ModuleHarness(MODULE_DIR, cluster.objects, cluster.globals)
+    if args.values:
+        harness.module_values = values_rules.validate_module_values(
+            harness.openapi_dir, json.loads(Path(args.values).read_text(encoding="utf-8")).get("registry", {}))
+    hook = harness.hook(args.name)
+    config = harness.config(hook)
+    if args.binding_context:
+        contexts = json.loads(Path(args.binding_context).read_text(encoding="utf-8"))
+    elif "beforeHelm" in config:
+        contexts = [bindings.helm_phase_context(config, "beforeHelm", cluster.objects)]
+    else:
+        contexts = bindings.synchronization_contexts(config, cluster.objects) or [{"binding": "manual"}]
+    result = harness.execute(hook, contexts)
+    report = {"snapshots": {c.get("binding", ""): c.get("snapshots", {}) for c in contexts},
+              "valuesPatch": result.values_patch, "kubernetesOperations": result.kube_operations,
+              "metrics": result.metrics, "logs": result.logs}
+    if not args.show_secrets:
+        report = redact.redact(report)
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .status import status
+
+    return status(args, sys.stdout)
+
+
+def cmd_plan(args) -> int:
+    from .plan import plan
+
+    cluster = _load_cluster(args)
+    registry = _registry_settings(args, cluster)
+    if registry is None and not (args.settings or args.set):
+        raise UsageError("plan needs the target: --set mode=... or --settings <file>")
+    return plan(MODULE_DIR, cluster, registry, sys.stdout)
+
+
+def cmd_up(args) -> int:
+    from .up import up
+
+    return up(args, sys.stdout)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster", help="cluster YAML (globals + objects); default: the built-in example")
+
+
+def _simulate_options(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="one switch per flag, e.g. mode=Proxy or mode=Direct,direct.imagesRepo=host/path "
+                             "(mode=Legacy: non-configurable Unmanaged)")
+    parser.add_argument("--settings", action="append", metavar="FILE", help="a 'registry' settings YAML, one switch per file")
+    parser.add_argument("--max-ticks", type=int, default=300, help="give up on a switch after this many ticks")
+    parser.add_argument("--json", action="store_true", help="machine-readable summary")
+    parser.add_argument("--in-process", action="store_true", help="run hooks in-process (faster, less faithful)")
+    parser.add_argument("--no-push", action="store_true", help="never fill Local replicas (d8 mirror push)")
+    parser.add_argument("--push-after", type=int, default=3, help="ticks after a switch to Local until the push")
+    parser.add_argument("--node-not-ready", action="append", metavar="NODE@TICK")
+    parser.add_argument("--node-ready", action="append", metavar="NODE@TICK")
+    parser.add_argument("--restart-deckhouse", action="append", metavar="TICK", help="wipe module values at TICK")
+    parser.add_argument("--custom-containerd", action="append", metavar="NODE",
+                        help="the node has custom registry settings in config.toml")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="d8registry", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="d8registry", description=(__doc__ or "").strip().splitlines()[0])
+    _simulate_options(parser)
     sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run all hooks and render the chart (the default)")
-    for target in (parser, run):
-        target.add_argument("--cluster", help="cluster YAML (globals + objects); default: built-in example")
-        target.add_argument("--settings", help="YAML file with the 'registry' settings section")
-        target.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                            help="registry setting, e.g. mode=Direct or direct.imagesRepo=host/path")
-        target.add_argument("--json", action="store_true", help="machine-readable output")
-        target.add_argument("--show-secrets", action="store_true", help="do not redact secrets")
+
+    simulate = sub.add_parser("simulate", help="run switches on a simulated cluster (the default)")
+    _simulate_options(simulate)
+
+    render = sub.add_parser("render", help="run the hooks once and render the chart with Helm")
+    _common(render)
+    render.add_argument("--set", action="append", metavar="KEY=VALUE")
+    render.add_argument("--settings", metavar="FILE")
+    render.add_argument("--values", metavar="FILE", help="render these values instead of running the hooks")
+    render.add_argument("--json", action="store_true")
+    render.add_argument("--output-values", action="store_true", help="also print the module values")
+    render.add_argument("--show-secrets", action="store_true")
+
+    hook = sub.add_parser("hook", help="run one hook on a cluster dump through the real protocol")
+    _common(hook)
+    hook.add_argument("name", help="hook file name, e.g. orchestrator")
+    hook.add_argument("--binding-context", metavar="FILE")
+    hook.add_argument("--values", metavar="FILE")
+    hook.add_argument("--show-secrets", action="store_true")
+
+    status = sub.add_parser("status", help="conditions, nodes and checker progress")
+    status.add_argument("--dump", metavar="FILE", help="cluster dump (the format of --cluster)")
+    status.add_argument("--live", action="store_true", help="read the cluster through kubectl")
+    status.add_argument("-v", "--verbose", action="store_true", help="every line of every message")
+
+    plan = sub.add_parser("plan", help="what a switch will do, before doing it")
+    _common(plan)
+    plan.add_argument("--set", action="append", metavar="KEY=VALUE")
+    plan.add_argument("--settings", metavar="FILE")
+
+    up = sub.add_parser("up", help="bring a mode's data plane up on loopback and pull through it")
+    up.add_argument("--mode", choices=["Direct", "Proxy", "Local"], default="Proxy")
+    up.add_argument("--masters", type=int, default=3)
+    up.add_argument("--upstream-auth", choices=["basic", "none"], default="basic")
+    up.add_argument("--keep", action="store_true", help="stay up until Ctrl-C")
     return parser
+
+
+COMMANDS = {None: cmd_simulate, "simulate": cmd_simulate, "render": cmd_render, "hook": cmd_hook,
+            "status": cmd_status, "plan": cmd_plan, "up": cmd_up}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_module(args)
-    except (UsageError, cluster_mod.ClusterError) as exc:
+        return COMMANDS[args.command](args)
+    except (UsageError, scenario.ScenarioError, cluster_mod.ClusterError) as exc:
         print(f"d8registry: {exc}", file=sys.stderr)
         return 2
     except (protocol.HookFailed, protocol.HookConfigError, values_rules.ValuesPatchError,
             values_rules.ValuesValidationError, helm.HelmError) as exc:
-        print(f"d8registry: module run failed: {exc}", file=sys.stderr)
+        print(f"d8registry: module run failed: {' '.join(str(exc).split())[:2000]}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("d8registry: interrupted", file=sys.stderr)
+        return 130
+    except KeyError as exc:
+        print(f"d8registry: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -544,7 +544,7 @@ def tidy_and_finalise(run: Run, target: dict) -> None:
     if mode == "Local":
         run.params.pop("unmanaged", None)
     elif not target.get("legacy"):
-        run.params["unmanaged"] = {k: v for k, v in target.items() if k not in ("legacy",)}
+        run.params["unmanaged"] = copy.deepcopy(target)
 
 
 def run_pipeline(run: Run, target: dict) -> bool:

@@ -1,0 +1,23 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The cluster simulator: the real module (hooks, Helm chart, node steps) against modelled controllers."""
+
+import sys
+from pathlib import Path
+
+# The hooks' pure logic package (hooks/lib, imported as 'lib') is shared with the simulator, so the
+# simulator's Deckhouse model computes the same checksum the orchestrator expects.
+_HOOKS = str(Path(__file__).resolve().parents[3] / "hooks")
+if _HOOKS not in sys.path:
+    sys.path.insert(0, _HOOKS)

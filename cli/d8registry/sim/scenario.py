@@ -1,0 +1,102 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Turning CLI input into registry settings and driving a simulator through a sequence of switches."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from dataclasses import dataclass, field
+
+from ..cluster import Cluster
+
+SECTION = {"Direct": "direct", "Proxy": "proxy", "Unmanaged": "unmanaged"}
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+def current_upstream(cluster: Cluster) -> dict:
+    """The registry the cluster uses now (deckhouse-registry), as a settings section."""
+    for obj in cluster.objects:
+        meta = obj.get("metadata") or {}
+        if obj.get("kind") == "Secret" and meta.get("name") == "deckhouse-registry":
+            data = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+            section = {"imagesRepo": data.get("address", "") + data.get("path", "")}
+            if data.get("scheme", "https").lower() == "http":
+                section["scheme"] = "HTTP"
+            try:
+                entry = json.loads(data.get(".dockerconfigjson", "{}"))["auths"][data.get("address", "")]
+                if entry.get("username") == "license-token":
+                    section["license"] = entry.get("password", "")
+                elif entry.get("username"):
+                    section["username"], section["password"] = entry["username"], entry.get("password", "")
+            except (KeyError, ValueError, TypeError):
+                pass
+            return section
+    return {}
+
+
+def _assign(target: dict, dotted: str, value: str) -> None:
+    parts = dotted.split(".")
+    node = target
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ScenarioError(f"--set {dotted}: {part!r} is already a value")
+        node = child
+    node[parts[-1]] = value
+
+
+def settings_from_set(expression: str, cluster: Cluster) -> dict | None:
+    """'mode=Proxy' or 'mode=Direct,direct.imagesRepo=host/path'. The section of the chosen mode
+    defaults to the cluster's current upstream, so '--set mode=Proxy' is a complete request.
+    'mode=Legacy' means the non-configurable Unmanaged mode (no settings at all)."""
+    result: dict = {}
+    for pair in filter(None, (p.strip() for p in expression.split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ScenarioError(f"--set expects key=value, got {pair!r}")
+        _assign(result, key, value)
+    mode = result.get("mode")
+    if mode == "Legacy":
+        return None
+    section = SECTION.get(mode or "")
+    if section:
+        merged = copy.deepcopy(current_upstream(cluster))
+        given = result.get(section) or {}
+        if "license" in given or "username" in given:
+            merged.pop("license", None)
+            merged.pop("username", None)
+            merged.pop("password", None)
+        merged.update(given)
+        result[section] = merged
+    return result
+
+
+@dataclass
+class Step:
+    label: str
+    registry: dict | None
+    push_local: bool = False
+
+
+@dataclass
+class Report:
+    steps: list[dict] = field(default_factory=list)
+
+
+DEFAULT_SEQUENCE = ["mode=Direct", "mode=Proxy", "mode=Direct", "mode=Local", "mode=Unmanaged"]
