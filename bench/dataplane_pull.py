@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "cli")]
 
-from tests.e2e.dataplane import loopback as lo  # noqa: E402
+from d8registry import loopback as lo  # noqa: E402
 
 
 def _pull_ms(containerd: lo.Containerd, ref: str) -> tuple[bool, float]:

@@ -184,6 +184,8 @@ def _simulate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restart-deckhouse", action="append", metavar="TICK", help="wipe module values at TICK")
     parser.add_argument("--custom-containerd", action="append", metavar="NODE",
                         help="the node has custom registry settings in config.toml")
+    parser.add_argument("--dump-to", metavar="FILE", help="write the final cluster (globals + objects) here; "
+                                                          "usable as --cluster or status --dump")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="bring a mode's data plane up on loopback and pull through it")
     up.add_argument("--mode", choices=["Direct", "Proxy", "Local"], default="Proxy")
     up.add_argument("--masters", type=int, default=3)
-    up.add_argument("--upstream-auth", choices=["basic", "none"], default="basic")
+    up.add_argument("--upstream-auth", choices=["basic", "token", "none"], default="basic")
     up.add_argument("--keep", action="store_true", help="stay up until Ctrl-C")
     return parser
 
@@ -232,11 +234,17 @@ COMMANDS = {None: cmd_simulate, "simulate": cmd_simulate, "render": cmd_render, 
             "status": cmd_status, "plan": cmd_plan, "up": cmd_up}
 
 
+def _status_error():
+    from .status import StatusError
+
+    return StatusError
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, scenario.ScenarioError, cluster_mod.ClusterError) as exc:
+    except (UsageError, scenario.ScenarioError, cluster_mod.ClusterError, _status_error()) as exc:
         print(f"d8registry: {exc}", file=sys.stderr)
         return 2
     except (protocol.HookFailed, protocol.HookConfigError, values_rules.ValuesPatchError,

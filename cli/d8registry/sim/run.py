@@ -110,6 +110,12 @@ def simulate(args, cluster: Cluster, out, default: list[str]) -> int:
                 print(f"--- {result.outcome.upper()} after {result.ticks} ticks ({result.ticks * 10} s simulated), "
                       f"{result.module_runs} module runs, {result.seconds:.1f} s wall", file=out)
                 print("\n".join(report.node_table(sim)), file=out, flush=True)
+        if getattr(args, "dump_to", None):
+            import yaml
+
+            Path(args.dump_to).write_text(yaml.safe_dump(
+                {"description": f"state after: {', '.join(r.request for r in results)}", "globals": sim.globals,
+                 "objects": sim.store.objects()}, sort_keys=False))
     finally:
         sim.close()
     if args.json:

@@ -21,8 +21,7 @@ import shutil
 from dataclasses import dataclass
 
 import pytest
-
-from . import loopback as lo
+from d8registry import loopback as lo
 
 TAGS = [f"v1.{n}" for n in range(5)]
 

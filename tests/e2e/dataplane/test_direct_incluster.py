@@ -22,8 +22,7 @@ import hashlib
 import json
 
 import pytest
-
-from . import loopback as lo
+from d8registry import loopback as lo
 
 pytestmark = pytest.mark.e2e
 

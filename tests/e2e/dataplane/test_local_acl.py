@@ -19,8 +19,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-
-from . import loopback as lo
+from d8registry import loopback as lo
 
 pytestmark = pytest.mark.e2e
 

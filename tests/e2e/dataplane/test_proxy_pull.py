@@ -20,8 +20,7 @@ import re
 import time
 
 import pytest
-
-from . import loopback as lo
+from d8registry import loopback as lo
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@
 # limitations under the License.
 """The registry data plane on loopback, from the module's own renderers (SPEC 11.5, 12.1).
 
-Used by the e2e tests next to this file and by bench/dataplane_pull.py. Everything runs from
+Used by the e2e tests (tests/e2e/dataplane), bench/dataplane_pull.py and `d8registry up`. Everything runs from
 unmodified binaries: CNCF distribution v3 (upstream and the replicas' caches), Debian's nginx (the
 fronts and the node LB), containerd 1.6 (pulling through the rendered hosts dir) and crictl (the
 CRI client). Configs come from hooks/lib with a loopback topology: masters on 127.0.0.11-13, each
@@ -47,10 +47,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-for extra in (REPO / "hooks", REPO / "cli"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "hooks") not in sys.path:
+    sys.path.insert(0, str(REPO / "hooks"))
 
 from lib import dataplane, front, lb, node_config, pki, settings, stages, users  # noqa: E402
 

@@ -1,0 +1,180 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""'plan': what a registry switch will do, shown before anything changes.
+
+The switch is played on an in-memory copy of the cluster with the real hooks, chart and node steps;
+the plan reports the admission verdict, the stages, every node's containerd hosts files at each
+phase (current, transitional, final), static pod changes, and the object changes the chart makes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from .cluster import Cluster
+from .sim.engine import Simulator
+from .sim.run import _hosts, cluster_registry
+
+WATCHED = ("etc/containerd/registry.d", "etc/kubernetes/manifests")
+STAGE_TITLES = {
+    "Direct": ["RegistryContainsRequiredImages", "ContainerdConfigPreflightReady", "TransitionContainerdConfigReady",
+               "InClusterProxyReady", "DeckhouseRegistrySwitchReady", "FinalContainerdConfigReady",
+               "CleanupNodeServices (when node services run)"],
+    "Proxy": ["RegistryContainsRequiredImages", "ContainerdConfigPreflightReady", "NodeServicesReady",
+              "TransitionContainerdConfigReady", "DeckhouseRegistrySwitchReady", "FinalContainerdConfigReady",
+              "CleanupInClusterProxy (when the in-cluster proxy runs)"],
+    "Local": ["ContainerdConfigPreflightReady", "NodeServicesReady", "RegistryContainsRequiredImages",
+              "TransitionContainerdConfigReady", "DeckhouseRegistrySwitchReady", "FinalContainerdConfigReady",
+              "CleanupInClusterProxy (when the in-cluster proxy runs)"],
+    "Unmanaged": ["RegistryContainsRequiredImages", "ContainerdConfigPreflightReady", "TransitionContainerdConfigReady",
+                  "DeckhouseRegistrySwitchReady", "FinalContainerdConfigReady",
+                  "CleanupNodeServices (when node services run)", "CleanupInClusterProxy (when the in-cluster proxy runs)"],
+}
+
+
+_BASIC = re.compile(r"Basic [A-Za-z0-9+/=]+")
+_AUTH = re.compile(r'^(\s*auth\s*=\s*)"[^"]*"', re.MULTILINE)
+
+
+def redact_hosts(text: str) -> str:
+    """The pull credential is the one secret hosts.toml may hold; the plan still never prints it."""
+    return _AUTH.sub(r'\1"****"', _BASIC.sub("Basic ****", text))
+
+
+def _node_files(sim: Simulator, node: str) -> dict[str, str]:
+    root = sim.node_root(node)
+    files = {}
+    for watched in WATCHED:
+        base = root / watched
+        for path in sorted(base.rglob("*")) if base.exists() else []:
+            if path.is_file() and not path.name.startswith("."):
+                files[str(path.relative_to(root))] = redact_hosts(path.read_text(errors="replace"))
+    return files
+
+
+def _snapshot(sim: Simulator) -> dict[str, dict[str, str]]:
+    return {n["metadata"]["name"]: _node_files(sim, n["metadata"]["name"]) for n in sim.store.list("Node")}
+
+
+def _diff(before: dict[str, str], after: dict[str, str], label_a: str, label_b: str) -> list[str]:
+    lines = []
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) == after.get(path):
+            continue
+        if path.startswith("etc/kubernetes/manifests"):
+            verb = "added" if path not in before else "removed" if path not in after else "changed"
+            lines.append(f"    static pod manifest /{path} {verb}")
+            continue
+        if path.endswith(".crt"):
+            verb = "added" if path not in before else "removed" if path not in after else "changed"
+            lines.append(f"    CA file /{path} {verb}")
+            continue
+        diff = difflib.unified_diff((before.get(path) or "").splitlines(), (after.get(path) or "").splitlines(),
+                                    f"{label_a}:/{path}", f"{label_b}:/{path}", lineterm="")
+        lines += ["    " + line for line in diff]
+    return lines
+
+
+def _object_keys(sim: Simulator) -> dict[tuple, str]:
+    import json
+
+    return {key: json.dumps(sim.store.get(*key), sort_keys=True, default=str) for key in sim.helm_keys}
+
+
+def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
+    from lib import settings, transitions
+
+    env = settings.environment_from_globals(cluster.globals)
+    verdict = settings.evaluate(registry, env)
+    target = verdict.params["mode"] if verdict.valid else None
+    print("Admission:", file=out)
+    if not verdict.valid:
+        print("  refused: the settings are invalid", file=out)
+        for error in verdict.errors:
+            print(f"  - {error}", file=out)
+        return 2
+    sim = Simulator(module_dir, cluster, in_process=True,
+                    registry_hosts=_hosts([registry, cluster_registry(cluster)]))
+    try:
+        sim.step()  # the current state: hooks, chart and node steps as they are now
+        state = sim.state()
+        mode = state.get("mode", "Unmanaged")
+        in_progress = state.get("target_mode") if state.get("target_mode") != mode else None
+        blocker = transitions.blocking_source(mode, in_progress, target, verdict.params["legacy"])
+        if blocker:
+            print(f"  refused: mode transition from {blocker} to {target} not supported "
+                  "(ErrTransitionNotSupported)", file=out)
+            return 3
+        label = settings.mode_label(target, verdict.params["legacy"])
+        print(f"  allowed: {mode} -> {label}", file=out)
+        if mode == "Unmanaged" and target in ("Direct", "Proxy", "Local"):
+            print("  warning: the first switch into a managed mode changes every DKP image reference to "
+                  "registry.d8-system.svc:5001/system/deckhouse, so all DKP components restart once", file=out)
+        if mode in ("Direct", "Proxy", "Local") and target == "Unmanaged":
+            print("  warning: leaving the managed modes changes every DKP image reference back, so all DKP "
+                  "components restart once", file=out)
+        print("Stages:", file=out)
+        for number, title in enumerate(STAGE_TITLES[target], 1):
+            print(f"  {number}. {title}", file=out)
+
+        phases = [("current", _snapshot(sim))]
+        objects_before = _object_keys(sim)
+        sim.set_registry(registry)
+        if target == "Local":
+            sim.registries.local_filled = True
+        transitional_version, transitional = None, None
+        for _ in range(120):
+            sim.step()
+            containerd = sim.state().get("node_config", {}).get("containerd", {})
+            if containerd.get("kind") == "transitional":
+                transitional_version = containerd.get("version")
+            applied = {(n["metadata"].get("annotations") or {}).get("registry.deckhouse.io/version")
+                       for n in sim.store.list("Node")}
+            if transitional is None and transitional_version and applied == {transitional_version}:
+                transitional = _snapshot(sim)
+            if sim.ready() and sim.state().get("mode") == target:
+                break
+        if transitional is not None:
+            phases.append(("transitional", transitional))
+        phases.append(("final", _snapshot(sim)))
+        print("Nodes (files under /etc/containerd/registry.d and static pods):", file=out)
+        for node in sorted(phases[0][1]):
+            print(f"  {node}:", file=out)
+            changed = False
+            for (label_a, snap_a), (label_b, snap_b) in zip(phases, phases[1:]):
+                lines = _diff(snap_a[node], snap_b[node], label_a, label_b)
+                if lines:
+                    changed = True
+                    print(f"   {label_a} -> {label_b}:", file=out)
+                    print("\n".join(lines), file=out)
+            if not changed:
+                print("    no change", file=out)
+        objects_after = _object_keys(sim)
+        print("Objects rendered by the chart:", file=out)
+        for key in sorted(set(objects_before) | set(objects_after)):
+            kind, namespace, name = key
+            where = f"{namespace}/{name}" if namespace else name
+            if key not in objects_before:
+                print(f"  create {kind} {where}", file=out)
+            elif key not in objects_after:
+                print(f"  delete {kind} {where}", file=out)
+            elif objects_before[key] != objects_after[key]:
+                print(f"  update {kind} {where}", file=out)
+        print(f"Simulated: {sim.tick} ticks ({sim.tick * 10} s), reached "
+              f"{'Ready' if sim.ready() else 'no Ready state'}.", file=out)
+        return 0
+    finally:
+        sim.close()
