@@ -154,7 +154,7 @@ def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
         for node in sorted(phases[0][1]):
             print(f"  {node}:", file=out)
             changed = False
-            for (label_a, snap_a), (label_b, snap_b) in zip(phases, phases[1:]):
+            for (label_a, snap_a), (label_b, snap_b) in zip(phases, phases[1:], strict=False):
                 lines = _diff(snap_a[node], snap_b[node], label_a, label_b)
                 if lines:
                     changed = True

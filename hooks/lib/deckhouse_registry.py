@@ -64,8 +64,17 @@ def unmanaged(params: dict) -> dict:
 
 
 def checksum(data: dict) -> str:
-    """What the Deckhouse leader pod's checksum/registry-version annotation must equal."""
-    return hashing.sha256_hex(data)
+    """What the Deckhouse leader pod's checksum/registry-version annotation must equal.
+
+    .dockerconfigjson counts by meaning, not by formatting: the live Secret is not patched when it
+    differs only in JSON layout, so the checksum must not differ for that reason either.
+    """
+    canonical = dict(data)
+    try:
+        canonical[".dockerconfigjson"] = json.loads(canonical[".dockerconfigjson"])
+    except (KeyError, ValueError, TypeError):
+        pass
+    return hashing.sha256_hex(canonical)
 
 
 def to_values(data: dict) -> dict:

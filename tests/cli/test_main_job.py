@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The main job driven as a user would: a subprocess, its exit code and what it prints."""
+"""The CLI driven as a user would: subprocesses, exit codes and what they print."""
 
 from __future__ import annotations
 
@@ -20,60 +20,136 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 
-def _cli(*args, cwd=None):
+def _cli(*args, timeout=900):
     return subprocess.run([sys.executable, "-m", "d8registry", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
+                          timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def test_default_run_on_the_example_cluster(helm_bin):
-    proc = _cli()
+def _summary(proc) -> list[dict]:
+    assert proc.stdout.strip(), proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("request_", ["mode=Direct", "mode=Proxy", "mode=Local", "mode=Unmanaged", "mode=Legacy"])
+def test_every_mode_is_reached_from_unmanaged(helm_bin, request_):
+    proc = _cli("simulate", "--in-process", "--json", "--set", request_)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [step] = _summary(proc)
+    assert step["outcome"] == "ready"
+    ready = next(c for c in step["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+
+
+def test_chained_scenario_prints_a_timeline(helm_bin):
+    chain = ["mode=Direct", "mode=Proxy", "mode=Direct", "mode=Local", "mode=Direct", "mode=Unmanaged"]
+    args = ["simulate", "--in-process"]
+    for step in chain:
+        args += ["--set", step]
+    proc = _cli(*args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("--- READY after") == len(chain)
+    for target in ("Direct", "Proxy", "Local", "Unmanaged"):
+        assert f"switch to {target}" in proc.stdout
+    assert "condition  FinalContainerdConfigReady=True" in proc.stdout
+    assert "d8 mirror push fills the Local replicas" in proc.stdout
+    # the per-node table after each switch
+    assert proc.stdout.count("NODE         APPLIED") == len(chain)
+
+
+def test_a_switch_through_the_real_hook_protocol(helm_bin):
+    """Without --in-process every hook runs as its own process with the env-file protocol."""
+    proc = _cli("simulate", "--json", "--set", "mode=Direct")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _summary(proc)[0]["outcome"] == "ready"
+
+
+def test_forbidden_transition_is_refused_and_changes_nothing(helm_bin, tmp_path):
+    proxy_dump = tmp_path / "proxy.yaml"
+    proc = _cli("simulate", "--in-process", "--set", "mode=Proxy", "--dump-to", str(proxy_dump))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after_dump = tmp_path / "after.yaml"
+    proc = _cli("simulate", "--in-process", "--cluster", str(proxy_dump), "--set", "mode=Local",
+                "--dump-to", str(after_dump))
+    assert proc.returncode == 3
+    assert "ErrTransitionNotSupported=True Error mode transition from Proxy to Local not supported" in proc.stdout
+
+    def data_plane(path):
+        objects = yaml.safe_load(path.read_text())["objects"]
+        keep = ("NodeGroupConfiguration", "Node", "Service")
+        return {(o["kind"], o["metadata"]["name"]): (o.get("spec"), (o["metadata"].get("annotations") or {}))
+                for o in objects if o["kind"] in keep or o["metadata"]["name"].startswith("registry-node-config")}
+
+    assert data_plane(after_dump) == data_plane(proxy_dump)
+
+
+def test_plan_lists_stages_and_each_nodes_hosts_toml(helm_bin):
+    proc = _cli("plan", "--set", "mode=Proxy")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "allowed: Unmanaged -> Proxy" in out and "all DKP components restart once" in out
+    for stage in ("RegistryContainsRequiredImages", "ContainerdConfigPreflightReady", "NodeServicesReady",
+                  "TransitionContainerdConfigReady", "DeckhouseRegistrySwitchReady", "FinalContainerdConfigReady"):
+        assert stage in out
+    for node in ("master-0", "master-1", "master-2", "worker-0", "worker-1"):
+        section = out.split(f"  {node}:")[1].split("\n  ")[0] if f"  {node}:" in out else ""
+        assert f"  {node}:" in out
+    for host in ("https://127.0.0.1:5001", "https://10.128.0.10:5001", "https://10.128.0.11:5001",
+                 "https://10.128.0.12:5001"):
+        assert f'+[host."{host}"]' in out
+    assert "-server = \"https://registry.deckhouse.ru\"" in out, "the old registry dir goes away in the final phase"
+    assert "Basic ****" in out and "create Secret d8-system/registry-pki" in out
+    assert "Basic cm86" not in out, "the ro credential is never printed"
+
+
+def test_status_of_a_dump(helm_bin, tmp_path):
+    dump = tmp_path / "dump.yaml"
+    assert _cli("simulate", "--in-process", "--set", "mode=Direct", "--dump-to", str(dump)).returncode == 0
+    proc = _cli("status", "--dump", str(dump))
     assert proc.returncode == 0, proc.stderr
-    assert "Mode: Unmanaged -> Unmanaged (non-configurable)" in proc.stdout
-    assert any(line.split()[:2] == ["Ready", "True"] for line in proc.stdout.splitlines())
-    assert "Secret d8-system/registry-state" in proc.stdout
-    assert "==> helm template (Helm v3 CLI)" in proc.stderr
+    assert proc.stdout.startswith("Mode: Direct \u2192 Direct (ready)")
+    assert "worker-1" in proc.stdout and " ok" in proc.stdout
+    assert "registry.deckhouse.ru:" in proc.stdout and "checked" in proc.stdout
+    assert "example-license-not-a-secret" not in proc.stdout
 
 
-def test_settings_are_applied_and_secrets_redacted(helm_bin):
-    proc = _cli("--set", "mode=Direct", "--set", "direct.imagesRepo=registry.example.com/deckhouse/ee",
-                "--set", "direct.license=very-secret-license", "--json")
+def test_render_and_hook_subcommands(helm_bin):
+    proc = _cli("render", "--set", "mode=Direct", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    state = report["values"]["registry"]["internal"]["orchestrator"]["state"]
-    assert state["target_mode"] == "Direct"
-    assert "very-secret-license" not in proc.stdout + proc.stderr
-    assert state["params"]["target"]["password"].startswith("<redacted sha256:")
-    kinds = {(o["kind"], o["metadata"]["name"]) for o in report["objects"]}
-    assert ("Secret", "registry-private-state") in kinds
-
-
-def test_show_secrets_prints_them(helm_bin):
-    proc = _cli("--set", "mode=Direct", "--set", "direct.imagesRepo=r.example.com/d8/ee",
-                "--set", "direct.license=visible-license", "--json", "--show-secrets")
+    assert report["values"]["registry"]["internal"]["orchestrator"]["state"]["target_mode"] == "Direct"
+    assert "example-license-not-a-secret" not in proc.stdout
+    proc = _cli("hook", "orchestrator")
     assert proc.returncode == 0, proc.stderr
-    assert "visible-license" in proc.stdout
+    report = json.loads(proc.stdout)
+    assert set(report) == {"snapshots", "valuesPatch", "kubernetesOperations", "metrics", "logs"}
+    assert report["snapshots"]["beforeHelm"]["nodes"][0]["filterResult"]["name"] == "master-0"
 
 
-def test_invalid_settings_are_reported_not_crashed(helm_bin):
-    proc = _cli("--set", "mode=Proxy")
-    assert proc.returncode == 0, proc.stderr
-    assert "InvalidConfiguration" in proc.stdout
-    assert "Mode: Unmanaged -> Unmanaged (non-configurable)" in proc.stdout
+def test_up_direct_pulls_through_the_in_cluster_proxy_and_cleans_up(helm_bin):
+    proc = _cli("up", "--mode", "Direct", "--upstream-auth", "none", timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "serves system/deckhouse@sha256:" in proc.stdout
+    assert "Stopped every process and removed the work dir." in proc.stdout
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--cluster", "/nonexistent/cluster.yaml"], "cannot read cluster file"),
-        (["--set", "mode"], "--set expects key=value"),
-        (["--settings", "/nonexistent/settings.yaml"], "cannot read settings file"),
+        (["simulate", "--set", "mode"], "--set expects key=value"),
+        (["simulate", "--settings", "/nonexistent/settings.yaml"], "cannot read settings file"),
+        (["simulate", "--node-not-ready", "master-0"], "must look like <node>@<tick>"),
+        (["status"], "status needs --dump <file> or --live"),
+        (["plan"], "plan needs the target"),
+        (["hook", "nope"], "no executable hook named 'nope'"),
     ],
 )
 def test_bad_input_is_one_clear_line(args, message):
     proc = _cli(*args)
-    assert proc.returncode == 2
+    assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -81,6 +157,12 @@ def test_bad_input_is_one_clear_line(args, message):
 def test_bad_yaml_cluster(tmp_path):
     bad = tmp_path / "cluster.yaml"
     bad.write_text("objects: [unclosed\n")
-    proc = _cli("--cluster", str(bad))
+    proc = _cli("render", "--cluster", str(bad))
     assert proc.returncode == 2 and "not valid YAML" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+def test_invalid_settings_are_reported_not_crashed(helm_bin):
+    proc = _cli("plan", "--set", "mode=Proxy,proxy.ttl=1m")
+    assert proc.returncode == 2
+    assert "registry.proxy: 'ttl' should be at least 5 minutes." in proc.stdout

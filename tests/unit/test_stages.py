@@ -403,3 +403,12 @@ def test_bootstrap_adoption_starts_in_the_installed_mode():
     model.run_until_ready()
     assert model.state["pki"]["ca"]["cert"] == ca.cert, "the installer's CA is kept"
     assert "TransitionContainerdConfigReady" in model.conditions()
+
+
+def test_checksum_ignores_json_layout_of_the_pull_secret():
+    data = deckhouse_registry.unmanaged({"host": "r.example.com", "path": "d8", "username": "u", "password": "p"})
+    relaid = dict(data)
+    relaid[".dockerconfigjson"] = json.dumps(json.loads(data[".dockerconfigjson"]), indent=4)
+    assert deckhouse_registry.checksum(relaid) == deckhouse_registry.checksum(data)
+    relaid["address"] = "other.example.com"
+    assert deckhouse_registry.checksum(relaid) != deckhouse_registry.checksum(data)
