@@ -74,7 +74,9 @@ def node_configs(draw) -> tuple[dict, list[str]]:
             "lb": lb.lb_payload([f"{ip}:5001" for ip in masters] if uses_lb else [], LB_IMAGE)}, names
 
 
-NODESERVICES_BODY = (REPO / "files" / "node" / NGC_BODIES["d8-registry-nodeservices.sh"]).read_text()
+# the version of the master step is the hash of what it runs: the shared helpers plus its body
+NODESERVICES_BODY = (REPO / "files" / "node" / "lib.sh").read_text() + \
+    (REPO / "files" / "node" / NGC_BODIES["d8-registry-nodeservices.sh"]).read_text()
 
 
 def render(node_cfg: dict, names: list[str]):
@@ -103,7 +105,8 @@ def test_ngc_content_for_random_states(drawn):
         version, decoded = payload_of(content)
         assert decoded == payload
         # structural equivalence with an inert render: only the two data lines depend on the state
-        body = (REPO / "files" / "node" / NGC_BODIES[name]).read_text()
+        node = REPO / "files" / "node"
+        body = (node / "lib.sh").read_text() + (node / NGC_BODIES[name]).read_text()
         assert content == header(version, literal) + body
         proc = subprocess.run(["bash", "-n"], input=content, capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr

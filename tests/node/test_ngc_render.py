@@ -37,7 +37,9 @@ SCENARIOS = ("legacy", "direct", "proxy")
 
 
 def body(name: str) -> str:
-    return (REPO / "files" / "node" / NGC_BODIES[name]).read_text()
+    """What the chart places below the header: the shared helpers, then the step's own body."""
+    node = REPO / "files" / "node"
+    return (node / "lib.sh").read_text() + (node / NGC_BODIES[name]).read_text()
 
 
 def shellcheck(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -106,23 +108,22 @@ def test_rendered_content_passes_bash_n_and_shellcheck(scenarios, scenario):
 
 
 def test_bodies_pass_shellcheck_and_bash_n():
-    paths = sorted(str(p) for p in (REPO / "files" / "node").glob("*.sh"))
-    assert len(paths) == 3
-    proc = shellcheck(paths)
-    assert proc.returncode == 0, proc.stdout
-    for path in paths:
-        proc = subprocess.run(["bash", "-n", path], capture_output=True, text=True, timeout=60, check=False)
+    """Each body as the chart composes it: the shared helpers (files/node/lib.sh) and then the body."""
+    lib = (REPO / "files" / "node" / "lib.sh").read_text()
+    for name in NGC_BODIES.values():
+        script = lib + (REPO / "files" / "node" / name).read_text()
+        proc = shellcheck(["-s", "bash", "-"], script)
+        assert proc.returncode == 0, f"{name}:\n{proc.stdout}"
+        proc = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr
 
 
-def test_bodies_share_one_helper_block():
-    begin = "# ------------------------------------------------------------------------------- shared helpers (begin)\n"
-    end = "# --------------------------------------------------------------------------------- shared helpers (end)\n"
-    blocks = set()
-    for name in NGC_BODIES.values():
-        text = (REPO / "files" / "node" / name).read_text()
-        blocks.add(text[text.index(begin):text.index(end)])
-    assert len(blocks) == 1, "the shared helper block differs between the step bodies"
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_step_carries_the_shared_helpers_once(scenarios, scenario):
+    helpers = "d8reg_cleanup() {"
+    for name in EXPECTED:
+        content = scenarios[scenario].content(name)
+        assert content.count(helpers) == 1, name
 
 
 def test_bodies_follow_the_shell_safety_rules():
