@@ -94,8 +94,7 @@ def test_plan_lists_stages_and_each_nodes_hosts_toml(helm_bin):
                   "TransitionContainerdConfigReady", "DeckhouseRegistrySwitchReady", "FinalContainerdConfigReady"):
         assert stage in out
     for node in ("master-0", "master-1", "master-2", "worker-0", "worker-1"):
-        section = out.split(f"  {node}:")[1].split("\n  ")[0] if f"  {node}:" in out else ""
-        assert f"  {node}:" in out
+        assert f"  {node}:\n   current -> transitional:" in out, f"{node} gets a transitional config"
     for host in ("https://127.0.0.1:5001", "https://10.128.0.10:5001", "https://10.128.0.11:5001",
                  "https://10.128.0.12:5001"):
         assert f'+[host."{host}"]' in out
