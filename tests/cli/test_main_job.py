@@ -165,3 +165,21 @@ def test_invalid_settings_are_reported_not_crashed(helm_bin):
     proc = _cli("plan", "--set", "mode=Proxy,proxy.ttl=1m")
     assert proc.returncode == 2
     assert "registry.proxy: 'ttl' should be at least 5 minutes." in proc.stdout
+
+
+def test_deckhouse_restart_mid_switch_resumes(helm_bin):
+    """Values are wiped at tick 5 (node services already starting): the state comes back from Secrets."""
+    proc = _cli("simulate", "--in-process", "--set", "mode=Proxy", "--restart-deckhouse", "5")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Deckhouse restarts: module values are wiped" in proc.stdout
+    assert "--- READY after" in proc.stdout
+
+
+def test_not_ready_node_holds_the_node_stages(helm_bin):
+    proc = _cli("simulate", "--in-process", "--set", "mode=Direct",
+                "--node-not-ready", "worker-0@2", "--node-ready", "worker-0@9")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    recovered = next(i for i, line in enumerate(lines) if "node worker-0 becomes Ready" in line)
+    converged = next(i for i, line in enumerate(lines) if "TransitionContainerdConfigReady=True" in line)
+    assert recovered < converged, "nodes converge only after the NotReady node is back"
