@@ -55,6 +55,7 @@ def test_chained_scenario_prints_a_timeline(helm_bin):
         assert f"switch to {target}" in proc.stdout
     assert "condition  FinalContainerdConfigReady=True" in proc.stdout
     assert "d8 mirror push fills the Local replicas" in proc.stdout
+    assert "example-license-not-a-secret" not in proc.stdout + proc.stderr, "user credentials are redacted"
     # the per-node table after each switch
     assert proc.stdout.count("NODE         APPLIED") == len(chain)
 

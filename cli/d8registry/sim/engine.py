@@ -182,12 +182,13 @@ class Simulator:
         return self.harness.module_values.get("internal", {}).get("orchestrator", {}).get("state", {})
 
     def _record_conditions(self) -> None:
-        current = {c["type"]: (c["status"], c.get("reason", ""), (c.get("message") or "").splitlines()[:1])
+        # first two message lines: most messages are a header line followed by the detail
+        current = {c["type"]: (c["status"], c.get("reason", ""), (c.get("message") or "").splitlines()[:2])
                    for c in self.state().get("conditions", [])}
         for type_, value in current.items():
             if self._last_conditions.get(type_) != value:
-                status, reason, first = value
-                self.note("condition", f"{type_}={status} {reason} {first[0] if first else ''}".rstrip())
+                status, reason, lines = value
+                self.note("condition", f"{type_}={status} {reason} {' / '.join(lines)}".rstrip())
         self._last_conditions = current
 
     # -- hooks ---------------------------------------------------------------------------------------
@@ -457,7 +458,9 @@ class Simulator:
         else:
             settings["registry"] = copy.deepcopy(registry)
         self.store.apply(config)
-        self.note("input", f"ModuleConfig deckhouse: registry = {json.dumps(registry, sort_keys=True)}")
+        from ..redact import redact
+
+        self.note("input", f"ModuleConfig deckhouse: registry = {json.dumps(redact(registry), sort_keys=True)}")
 
     def run_until_ready(self, max_ticks: int = 300, min_ticks: int = 1) -> bool:
         for i in range(max_ticks):
