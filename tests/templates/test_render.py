@@ -78,3 +78,14 @@ def test_target_mode_follows_settings(rendered):
     modes = {name: _decoded(_by_name(objs, "registry-state"))["target_mode"] for name, objs in rendered.items()}
     assert modes == {"legacy": "Unmanaged", "direct": "Direct", "proxy": "Proxy", "local": "Local",
                      "unmanaged": "Unmanaged", "invalid": "Unmanaged"}
+
+
+def test_later_stage_objects_are_rendered_and_validated(rendered):
+    """The scenarios reach past the image check, so the data-plane objects are part of the validation."""
+    names = {mode: {(o["kind"], o["metadata"]["name"]) for o in objects} for mode, objects in rendered.items()}
+    assert ("Secret", "registry-node-config-master-0") in names["proxy"]
+    assert ("Secret", "registry-node-config-master-0") in names["local"]
+    assert ("Secret", "registry-pki") in names["direct"]
+    for mode in ("legacy", "direct", "proxy", "local", "unmanaged"):
+        for ngc in ("d8-registry-containerd.sh", "d8-registry-node-lb.sh", "d8-registry-nodeservices.sh"):
+            assert ("NodeGroupConfiguration", ngc) in names[mode]
