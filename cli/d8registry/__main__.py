@@ -50,14 +50,7 @@ def _progress(message: str) -> None:
 
 def _registry_settings(args, cluster) -> dict | None:
     if getattr(args, "settings", None):
-        path = args.settings[-1] if isinstance(args.settings, list) else args.settings
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"cannot read settings file {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise UsageError(f"settings file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
-        return loaded.get("registry", loaded) if isinstance(loaded, dict) else loaded
+        return scenario.load_settings_file(args.settings[-1] if isinstance(args.settings, list) else args.settings)
     if getattr(args, "set", None):
         return scenario.settings_from_set(",".join(args.set), cluster)
     return None

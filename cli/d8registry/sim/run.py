@@ -23,7 +23,7 @@ from pathlib import Path
 from ..cluster import Cluster
 from . import report
 from .engine import Faults, Simulator
-from .scenario import ScenarioError, settings_from_set
+from .scenario import ScenarioError, load_settings_file, settings_from_set
 
 MODULE_DIR = Path(__file__).resolve().parents[3]
 
@@ -75,19 +75,7 @@ def build_faults(args) -> Faults:
 
 def steps_from_args(args, cluster: Cluster, default: list[str]) -> list[tuple[str, dict | None]]:
     if args.settings:
-        import yaml
-
-        steps = []
-        for path in args.settings:
-            try:
-                loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-            except OSError as exc:
-                raise ScenarioError(f"cannot read settings file {path}: {exc.strerror}") from exc
-            except yaml.YAMLError as exc:
-                raise ScenarioError(f"settings file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
-            registry = loaded.get("registry", loaded) if isinstance(loaded, dict) else loaded
-            steps.append((path, registry))
-        return steps
+        return [(path, load_settings_file(path)) for path in args.settings]
     expressions = args.set or default
     return [(expression, settings_from_set(expression, cluster)) for expression in expressions]
 

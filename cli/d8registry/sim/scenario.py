@@ -50,6 +50,21 @@ def current_upstream(cluster: Cluster) -> dict:
     return {}
 
 
+def load_settings_file(path: str):
+    """The 'registry' section from a YAML file (either the section itself or a mapping holding it)."""
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"cannot read settings file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"settings file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    return loaded.get("registry", loaded) if isinstance(loaded, dict) else loaded
+
+
 def _assign(target: dict, dotted: str, value: str) -> None:
     parts = dotted.split(".")
     node = target
