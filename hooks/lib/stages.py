@@ -588,7 +588,8 @@ def adopt(run: Run, seed: dict, target: dict) -> bool:
     return True
 
 
-def _hash(state: dict) -> str:
+def target_hash(state: dict) -> str:
+    """registry.internal.orchestrator.hash: identity of the requested target (SPEC 4.1)."""
     return hashing.sha256_hex({"params": state["params"]["target"], "target_mode": state["target_mode"],
                                "target_legacy": state["target_legacy"]})
 
@@ -655,6 +656,3 @@ def reconcile(previous: dict, inputs: Inputs) -> Outcome:
                    registry_patch=run.registry_patch, events=run.events,
                    transition_not_supported=blocked_by is not None, adopted=adopted)
 
-
-def target_hash(state: dict) -> str:
-    return _hash(state)

@@ -45,7 +45,6 @@ TICK = timedelta(seconds=10)
 START = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 STUBS = Path(__file__).resolve().parent / "stubs"
 NAMESPACE = "d8-system"
-MANAGED_BY_HELM = "helm"
 
 
 @dataclass

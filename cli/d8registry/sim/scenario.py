@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from dataclasses import dataclass, field
 
 from ..cluster import Cluster
 
@@ -100,18 +99,6 @@ def settings_from_set(expression: str, cluster: Cluster) -> dict | None:
         merged.update(given)
         result[section] = merged
     return result
-
-
-@dataclass
-class Step:
-    label: str
-    registry: dict | None
-    push_local: bool = False
-
-
-@dataclass
-class Report:
-    steps: list[dict] = field(default_factory=list)
 
 
 DEFAULT_SEQUENCE = ["mode=Direct", "mode=Proxy", "mode=Direct", "mode=Local", "mode=Unmanaged"]
