@@ -71,6 +71,8 @@ _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
 _PIN = re.compile(r'^\$(\w+)\s*:=\s*"([^"]*)"$')
 _VAR = re.compile(r"^\$(\w+)$")
 _INCLUDE = re.compile(r'^include\s+"([^"]+)"\s+\.(?:\s*\|\s*(nindent|indent)\s+(\d+))?$')
+# A file of the module inlined as one line (werf's .Files.Get is relative to the project root).
+_FILE_LINE = re.compile(r'^\$\.Files\.Get "([^"]+)" \| trim \| replace "\\n" " "$')
 
 
 def camel_case(directory: str) -> str:
@@ -131,6 +133,8 @@ def render(directory: str) -> str:
             value = pins[name]
         elif _INCLUDE.match(action):
             value = _include(*_INCLUDE.match(action).groups())
+        elif _FILE_LINE.match(action):
+            value = (REPO / _FILE_LINE.match(action).group(1)).read_text().strip().replace("\n", " ")
         else:
             raise AssertionError(
                 f"{directory}: the test renderer does not support the template action {{{{ {action} }}}}"
@@ -366,6 +370,21 @@ def test_gc_reuses_the_distribution_binary_and_has_sh_and_sleep():
     for applet in ("sh", "sleep"):
         assert f"ln -s busybox /relocate/bin/{applet}" in busybox
     assert "sha256sum -c" in busybox
+
+
+def test_nginx_configure_flags_come_from_the_shared_file():
+    """images/registry-nginx/configure-flags is the one list the image and `make tools` (tools/build-nginx.sh) use."""
+    flags = (IMAGES / "registry-nginx" / "configure-flags").read_text().splitlines()
+    assert flags and all(re.fullmatch(r"--[a-z][a-z0-9_-]*(=/[A-Za-z0-9_./-]+)?", flag) for flag in flags), (
+        "configure-flags: one `--flag` or `--flag=/path` per line, nothing else"
+    )
+    assert len(set(flags)) == len(flags)
+    script = shell_text(stage("registry-nginx", f"{MODULE_NAME}/registry-nginx-artifact"))
+    configure = next(line for line in script.splitlines() if "auto/configure" in line)
+    assert configure.startswith(f"./auto/configure {' '.join(flags)} --with-pcre=")
+    # what follows the shared list is where the sources are and how to link, not which modules exist
+    own = configure.removeprefix(f"./auto/configure {' '.join(flags)} ").split(" --")
+    assert [part.lstrip("-").split("=")[0] for part in own] == ["with-pcre", "with-openssl", "with-cc-opt", "with-ld-opt"]
 
 
 def test_nginx_has_ssl_stream_and_links_libxcrypt():
