@@ -14,10 +14,11 @@
 """The registry data plane on loopback, from the module's own renderers (SPEC 11.5, 12.1).
 
 Used by the e2e tests (tests/e2e/dataplane), bench/dataplane_pull.py and `d8registry up`. Everything runs from
-unmodified binaries: CNCF distribution v3 (upstream and the replicas' caches), Debian's nginx (the
-fronts and the node LB), containerd 1.6 (pulling through the rendered hosts dir) and crictl (the
-CRI client). Configs come from hooks/lib with a loopback topology: masters on 127.0.0.11-13, each
-binding its internal listeners on its own address; the LB on 127.0.0.1:<free port>.
+unmodified binaries: CNCF distribution v3 (upstream and the replicas' caches), nginx built by `make tools`
+with the registry image's configure flags (the fronts and the node LB), containerd 1.6 (pulling through the
+rendered hosts dir) and crictl (the CRI client). Configs come from hooks/lib with a loopback topology:
+masters on 127.0.0.11-13, each binding its internal listeners on its own address; the LB on
+127.0.0.1:<free port>.
 
 Every process is started with Popen in its own process group, tracked by name, stopped with
 SIGTERM then SIGKILL of that group, and reaped; waits are bounded. Only loopback addresses are
@@ -54,7 +55,6 @@ if str(REPO / "hooks") not in sys.path:
 from lib import dataplane, front, lb, node_config, pki, settings, stages, users  # noqa: E402
 
 TOOLS = REPO / ".tools" / "bin"
-STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 MASTER_IPS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 UPSTREAM_PATH = "deckhouse/ee"
 UPSTREAM_USER = "deckhouse"  # distribution's token server grants only `<user>/...` repositories
@@ -78,10 +78,17 @@ class Unavailable(Exception):
     """A binary or capability the data plane needs is missing on this machine."""
 
 
+# Only ever from `make tools`: nginx is built there with images/registry-nginx/configure-flags, while Debian's
+# nginx carries modules (fastcgi, gzip, ...) the image leaves out and would accept configs the image refuses.
+TOOLS_ONLY = ("nginx",)
+
+
 def binary(name: str) -> str:
     tool = TOOLS / name
     if tool.exists():
         return str(tool)
+    if name in TOOLS_ONLY:
+        raise Unavailable(f"{name} built with the registry image's configure flags is missing: run `make tools`")
     found = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
     if not found:
         raise Unavailable(f"{name} is missing: run `make deps` (Makefile tools/debs)")
@@ -305,9 +312,6 @@ http {{
     access_log off;
     client_body_temp_path {dir}/tmp/client_body;
     proxy_temp_path {dir}/tmp/proxy;
-    fastcgi_temp_path {dir}/tmp/fastcgi;
-    uwsgi_temp_path {dir}/tmp/uwsgi;
-    scgi_temp_path {dir}/tmp/scgi;
     client_max_body_size 0;
     proxy_buffering off;
     proxy_request_buffering off;
@@ -578,8 +582,8 @@ class ProxyCluster:
 
     def start_lb(self) -> None:
         endpoints = [f"{r.ip}:{r.layout.port}" for r in self.replicas]
-        # Debian builds the stream module as a dynamic one; the module's image has it built in.
-        conf = f"load_module {STREAM_MODULE};\n" + lb.lb_nginx_conf(endpoints, listen=f"127.0.0.1:{self.lb_port}")
+        # the stream module is built in, as in the image: the config is lb.py's own
+        conf = lb.lb_nginx_conf(endpoints, listen=f"127.0.0.1:{self.lb_port}")
         lb_dir = self.workdir / "lb"
         lb_dir.mkdir(exist_ok=True)
         (lb_dir / "nginx.conf").write_text(conf)

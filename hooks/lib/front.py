@@ -146,8 +146,10 @@ def render(flavour: str, layout: Layout = Layout(), upstream_path: str | None = 
 # -- pieces ------------------------------------------------------------------------------------
 
 def _http_settings(out: _Writer, temp_dir: str) -> None:
-    # The root filesystem is read-only: every buffer nginx may spill lives under the tmp emptyDir.
-    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+    # The root filesystem is read-only: every buffer nginx may spill lives under the tmp emptyDir. The image's
+    # nginx has no fastcgi, uwsgi or scgi module (images/registry-nginx/configure-flags), so their temp-path
+    # directives do not exist there: client bodies and proxied responses are the only buffers.
+    for kind in ("client_body", "proxy"):
         out.line(f"{kind}_temp_path {temp_dir}/{kind};")
     # $uri instead of $request: the request line carries the query string (upload state tokens),
     # and no header (Authorization included) is ever logged.
