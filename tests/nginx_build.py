@@ -71,6 +71,6 @@ def relocate(conf: str, root: Path) -> str:
     Only whole directory names followed by '/' are moved; request paths in `location` lines start
     with /v2/, /healthz or /metrics and are left as they are.
     """
-    for directory in POD_DIRS:
-        conf = conf.replace(f" {directory}/", f" {root}{directory}/")
-    return loopback_listens(conf)
+    # one pass: `root` itself may lie under /tmp
+    pod_dir = re.compile(" (" + "|".join(re.escape(directory) for directory in POD_DIRS) + ")/")
+    return loopback_listens(pod_dir.sub(lambda m: f" {root}{m.group(1)}/", conf))

@@ -33,7 +33,8 @@ target="$cache/nginx-$version-$flags_hash"
 mkdir -p "$bindir"
 
 ensure_deb_src() {
-  if apt-cache showsrc nginx 2>/dev/null | grep -q '^Package: nginx$'; then
+  # grep -c reads to the end: with pipefail, grep -q could make apt-cache die of SIGPIPE
+  if apt-cache showsrc nginx 2>/dev/null | grep -c '^Package: nginx$' >/dev/null; then
     return 0
   fi
   if [ "$(id -u)" != 0 ]; then
