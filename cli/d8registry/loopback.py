@@ -550,7 +550,8 @@ def start_replica(procs: Processes, replica: Replica) -> None:
                  str(replica.root / "distribution" / "config.yaml")],
                 env=env, user=RUN_AS, listen=(dist_host, int(dist_port)))
     procs.start(f"{replica.name}-front",
-                [binary("nginx"), "-e", "stderr", "-p", str(replica.root), "-c", str(replica.root / "front" / "nginx.conf")],
+                [unprivileged_binary(procs.workdir, "nginx"), "-e", "stderr", "-p", str(replica.root),
+                 "-c", str(replica.root / "front" / "nginx.conf")],
                 user=RUN_AS, listen=replica.front_address)
 
 
