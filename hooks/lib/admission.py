@@ -47,7 +47,7 @@ def _ttl_too_short(ttl: Any) -> bool:
     if not isinstance(ttl, str):
         return False
     seconds = settings.ttl_seconds(ttl)
-    return seconds is not None and ttl != "" and seconds < settings.MIN_TTL_SECONDS
+    return seconds is not None and seconds < settings.MIN_TTL_SECONDS  # the empty string counts as 0
 
 
 def _refusals(reg: dict, data: dict[str, str]) -> list[str]:
