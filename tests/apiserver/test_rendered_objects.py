@@ -132,7 +132,7 @@ def test_rendered_objects_are_accepted_unchanged(apiserver, renders, step):
             if obj["kind"] not in CLUSTER_SCOPED:
                 obj["metadata"]["namespace"] = namespace
             objects.append(obj)
-        apiserver.apply(objects, "--server-side", "--dry-run=server")
+        apiserver.apply(objects, "--server-side", "--force-conflicts", "--dry-run=server")
         apiserver.apply(objects, "--server-side", "--force-conflicts")
         stored = apiserver.get_all(objects)
         problems = [f"{obj['kind']}/{obj['metadata']['name']}{d}" for obj in objects
