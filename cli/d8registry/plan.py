@@ -94,29 +94,40 @@ def _object_keys(sim: Simulator) -> dict[tuple, str]:
     return {key: json.dumps(sim.store.get(*key), sort_keys=True, default=str) for key in sim.helm_keys}
 
 
+def _stored_registry(cluster: Cluster) -> dict | None:
+    """The registry section the API server holds now; None when ModuleConfig 'deckhouse' does not exist."""
+    config = cluster.module_config()
+    if config is None:
+        return None
+    registry = ((config.get("spec") or {}).get("settings") or {}).get("registry")
+    return registry if registry is not None else {}
+
+
 def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
-    from lib import settings, transitions
+    from lib import admission, settings
 
     env = settings.environment_from_globals(cluster.globals)
     verdict = settings.evaluate(registry, env)
     target = verdict.params["mode"] if verdict.valid else None
-    print("Admission:", file=out)
-    if not verdict.valid:
-        print("  refused: the settings are invalid", file=out)
-        for error in verdict.errors:
-            print(f"  - {error}", file=out)
-        return 2
     sim = Simulator(module_dir, cluster, in_process=True,
                     registry_hosts=_hosts([registry, cluster_registry(cluster)]))
     try:
         sim.step()  # the current state: hooks, chart and node steps as they are now
         state = sim.state()
         mode = state.get("mode", "Unmanaged")
-        in_progress = state.get("target_mode") if state.get("target_mode") != mode else None
-        blocker = transitions.blocking_source(mode, in_progress, target, verdict.params["legacy"])
-        if blocker:
-            print(f"  refused: mode transition from {blocker} to {target} not supported "
-                  "(ErrTransitionNotSupported)", file=out)
+        # the same answer the admission policy gives `kubectl apply` (tests/apiserver holds them equal)
+        refusal = admission.refusal(_stored_registry(cluster), registry, admission.params(state, sim.globals))
+        print("Admission:", file=out)
+        if refusal:
+            print(f"  refused by kubectl apply: {refusal}", file=out)
+        if not verdict.valid:
+            if not refusal:
+                print("  accepted by kubectl apply, but the module refuses the settings (InvalidConfiguration):",
+                      file=out)
+            for error in verdict.errors:
+                print(f"  - {error}", file=out)
+            return 2
+        if refusal:
             return 3
         label = settings.mode_label(target, verdict.params["legacy"])
         print(f"  allowed: {mode} -> {label}", file=out)

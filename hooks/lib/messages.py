@@ -146,3 +146,15 @@ SWITCH_WAITING_POD = "Waiting for deckhouse-controller pod"
 SWITCH_WAITING_READY = "Waiting for deckhouse-controller to become ready"
 
 CHECKER_INITIALIZING = "Initializing"
+
+# Refusals of the admission policy (SPEC 3.7); templates/admission/policies.yaml carries the same texts
+# (tests/templates/test_admission.py holds them equal).
+ADMISSION_BOOTSTRAP = "registry: settings cannot be changed until the cluster bootstrap is complete."
+ADMISSION_STATIC = "registry: modes 'Proxy' and 'Local' are supported only in static clusters (clusterType: Static)."
+ADMISSION_LOCAL_PROXY = "registry: switching between 'Local' and 'Proxy' is only possible through 'Direct' or 'Unmanaged'."
+ADMISSION_LEGACY_FROM_LOCAL = (
+    "registry: switching from 'Local' to the non-configurable 'Unmanaged' mode is not supported; "
+    "use 'Direct' or a configurable 'Unmanaged' first."
+)
+ADMISSION_MODE_ENUM = "registry: 'mode' must be one of Unmanaged, Direct, Proxy, Local."
+ADMISSION_DISABLE = "registry: the module can be disabled only in 'Unmanaged' mode; switch to 'Unmanaged' first."
