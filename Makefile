@@ -47,12 +47,10 @@ tools: $(TOOLS_BIN)/helm
 	@bash tools/build-go-tool.sh optional token-server github.com/docker/distribution/contrib/token-server v2.8.3+incompatible "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 	@# CRI client: the data-plane e2e tests pull through containerd's CRI API like kubelet (not ctr, SPEC 12.3)
 	@bash tools/build-go-tool.sh required crictl sigs.k8s.io/cri-tools/cmd/crictl v1.34.0 "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
-# The test nginx: the upstream tarball of Debian's source package, built with images/registry-nginx/configure-flags.
-NGINX_VERSION := 1.22.1
-# kube-apiserver + kubectl for the admission and rendered-object tests (tests/apiserver)
-KUBE_VERSION := v1.37.2
-# Debian packages used by lint and tests (installed only when running as root and missing).
-DEBS := shellcheck containerd jq build-essential libpcre2-dev libssl-dev etcd-server
+	@# nginx as the registry image builds it (same configure flags): fronts, node LB and gateways in tests/up/bench
+	@nice -n 10 bash tools/build-nginx.sh $(NGINX_VERSION) images/registry-nginx/configure-flags "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+	@# the real API server for tests/apiserver (a wrapper module: k8s.io/kubernetes cannot be `go install`ed)
+	@nice -n 10 bash tools/build-kube.sh $(KUBE_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 
 $(TOOLS_BIN)/helm:
 	bash tools/build-go-tool.sh required helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
