@@ -17,12 +17,17 @@ image a stage builds from exists, every define it includes is there, every file 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = REPO / ".werf" / "stages"
+sys.path.insert(0, str(REPO / "tools"))
+import build_bundle  # noqa: E402
+
 BUILD_FILES = sorted(REPO.glob("images/*/werf.inc.yaml")) + sorted(STAGES.glob("*.yaml"))
 
 
@@ -89,9 +94,24 @@ def test_bundle_stage_is_plain_yaml_with_the_module_files():
         assert re.search(rf"^image: {image}$", stages, re.M), image
 
 
+def werf_python_versions() -> tuple[str, ...]:
+    versions = re.search(r'"HooksPythonVersions" \(list ([^)]+)\)', (REPO / "werf.yaml").read_text()).group(1)
+    return tuple(re.findall(r'"(3\.\d+)"', versions))
+
+
 def test_python_stage_builds_the_runtime_with_the_script_make_bundle_runs():
     text = (STAGES / "python-deps.yaml").read_text()
     assert "tools/build_bundle.py runtime /bundle --python-version" in text
-    assert "requirements.txt" in text
-    versions = re.search(r'"HooksPythonVersions" \(list ([^)]+)\)', (REPO / "werf.yaml").read_text()).group(1)
-    assert re.findall(r'"(3\.\d+)"', versions) == ["3.11", "3.12", "3.13"]
+    assert "requirements.txt" in text and "HooksPythonVersions" in text
+    assert werf_python_versions() and "3.12" in werf_python_versions()
+
+
+@pytest.mark.parametrize("version", werf_python_versions())
+def test_the_pinned_requirements_build_for_every_python_the_image_carries(version, tmp_path):
+    """What the werf stage runs for each version: every pin has a wheel for it, nothing needed is missing, and every
+    compiled module is built for that version (or the stable ABI)."""
+    target = build_bundle.build_runtime(tmp_path, version)
+    tag = "cpython-" + version.replace(".", "")
+    for module in target.rglob("*.so"):
+        assert module.name.endswith(".abi3.so") or tag in module.name, module.relative_to(target)
+    assert (target / "deckhouse").is_dir() and (target / "cryptography").is_dir()
