@@ -29,5 +29,6 @@ if _os.path.isdir(_RUNTIME):
         raise ImportError(f"the registry module bundle has no hook runtime for Python {_version} "
                           f"in {_RUNTIME} (it has: {_have})")
     if _site not in _sys.path:
-        # right after the hooks directory (sys.path[0]) so that 'lib' stays this package
+        # right after the hooks directory (sys.path[0]) so that 'lib' stays this package, and ahead of PYTHONPATH and
+        # site-packages; none of the runtime's names is a standard module's (tests/bundle checks it)
         _sys.path.insert(1, _site)

@@ -79,6 +79,9 @@ def test_the_tree_holds_what_the_bundle_image_holds_and_nothing_of_the_checkout(
     runtime = bundle / "lib" / "python" / PYTHON_VERSION
     assert not (runtime / "bin").exists()
     assert not list(bundle.rglob("__pycache__"))
+    # the runtime goes ahead of the standard library on sys.path, so none of it may take a standard module's name
+    tops = {p.name.split(".")[0] for p in runtime.iterdir() if not p.name.endswith((".dist-info", ".pth"))}
+    assert tops and not tops & set(sys.stdlib_module_names), tops & set(sys.stdlib_module_names)
 
 
 def test_images_digests_name_every_image_the_chart_uses(bundle):
