@@ -21,12 +21,13 @@ DEBS := shellcheck containerd jq build-essential libpcre2-dev libssl-dev etcd-se
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps venv tools debs sim test lint unit fuzz bench clean
+.PHONY: help deps venv tools debs sim test lint unit fuzz bench clean bundle
 
 help:
 	@echo "make sim   - run the main job (installs what it needs)"
 	@echo "make test  - run lint and the whole test suite (installs what it needs)"
 	@echo "make bench - run the benchmarks"
+	@echo "make bundle - assemble the module bundle's file tree with the hooks' runtime in build/bundle"
 
 deps: debs venv tools
 
@@ -87,5 +88,9 @@ bench: deps
 	$(PY) bench/dataplane_pull.py
 	$(PY) bench/simulate.py
 
+# The tree of the bundle image (werf.yaml, .werf/stages/bundle.yaml) with the hooks' runtime for this Python.
+bundle: venv
+	$(PY) tools/build_bundle.py all build/bundle
+
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .hypothesis
+	rm -rf $(VENV) .tools .pytest_cache .hypothesis build

@@ -177,6 +177,8 @@ def _simulate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restart-deckhouse", action="append", metavar="TICK", help="wipe module values at TICK")
     parser.add_argument("--custom-containerd", action="append", metavar="NODE",
                         help="the node has custom registry settings in config.toml")
+    parser.add_argument("--module-dir", metavar="DIR", help="run this module tree, e.g. build/bundle from 'make bundle' "
+                                                          "(default: $D8REGISTRY_MODULE_DIR, else the checkout)")
     parser.add_argument("--dump-to", metavar="FILE", help="write the final cluster (globals + objects) here; "
                                                           "usable as --cluster or status --dump")
 

@@ -30,9 +30,14 @@ class HelmError(RuntimeError):
     pass
 
 
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
 def helm_binary(module_dir: Path) -> Path:
     override = os.environ.get("D8REGISTRY_HELM")
     path = Path(override) if override else Path(module_dir) / ".tools" / "bin" / "helm"
+    if not override and not path.exists():  # a bundle tree has no tools: use the checkout's
+        path = CHECKOUT / ".tools" / "bin" / "helm"
     if not path.exists():
         raise HelmError(f"Helm v3 CLI not found at {path}; run 'make tools'")
     return path

@@ -23,6 +23,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -53,11 +54,12 @@ class HookResult:
 
 
 def discover_hooks(hooks_dir: Path) -> list[Path]:
-    """Executable files addon-operator would run: skips 'lib' dirs, hidden files and data files."""
+    """Executable files addon-operator would run: skips 'lib' dirs, the hooks' venv, hidden files and data files."""
     found = []
     for path in sorted(hooks_dir.rglob("*")):
         rel = path.relative_to(hooks_dir)
-        if any(part == "lib" or part.startswith(".") or part == "__pycache__" for part in rel.parts):
+        if rel.parts[0] == "venv" or any(part == "lib" or part.startswith(".") or part == "__pycache__"
+                                         for part in rel.parts):
             continue
         if not path.is_file() or path.suffix in (".yaml", ".yml", ".json", ".md", ".txt"):
             continue
@@ -98,9 +100,39 @@ def _hook_env(extra_env: dict[str, str] | None) -> dict[str, str]:
     return env
 
 
+def _module_hooks_dir(hook: Path) -> Path:
+    """<module>/hooks for a hook anywhere below it (addon-operator walks that directory for hooks)."""
+    for parent in hook.parents:
+        if parent.name == "hooks":
+            return parent
+    return hook.parent
+
+
+@lru_cache(maxsize=16)
+def _warn_system_python(hooks_dir: str) -> None:
+    logging.getLogger("d8registry.operator").warning(
+        "%s/venv does not exist: Python hooks run on the system python3 (addon-operator warns the same way)", hooks_dir)
+
+
+def hook_command(hook: Path) -> tuple[list[str], dict[str, str]]:
+    """argv and extra env that start a hook as addon-operator does. A *.py hook runs as
+    '<module>/hooks/venv/bin/python3 <hook>' with PYTHONHOME=<module>/hooks/venv when that venv exists; otherwise
+    the hook is executed itself, its '#!/usr/bin/env python3' finding the system python3, with a warning."""
+    hook = Path(hook)
+    if hook.suffix != ".py":
+        return [str(hook)], {}
+    venv = _module_hooks_dir(hook) / "venv"
+    if venv.is_dir():
+        return [str(venv / "bin" / "python3"), str(hook)], {"PYTHONHOME": str(venv)}
+    _warn_system_python(str(_module_hooks_dir(hook)))
+    return [str(hook)], {}
+
+
 @lru_cache(maxsize=64)
 def _config_cached(hook: str, mtime: float) -> str:
-    proc = subprocess.run([hook, "--config"], capture_output=True, text=True, timeout=60, env=_hook_env(None))
+    argv, env = hook_command(Path(hook))
+    proc = subprocess.run([*argv, "--config"], capture_output=True, text=True, timeout=60,
+                          env={**_hook_env(None), **env})
     if proc.returncode != 0:
         raise HookConfigError(f"{hook} --config exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
     return proc.stdout
@@ -141,9 +173,11 @@ def run_subprocess(
         files["BINDING_CONTEXT_PATH"].write_text(json.dumps(binding_contexts), encoding="utf-8")
         files["VALUES_PATH"].write_text(json.dumps(values), encoding="utf-8")
         files["CONFIG_VALUES_PATH"].write_text(json.dumps(config_values), encoding="utf-8")
+        argv, interpreter_env = hook_command(hook)
         env = _hook_env(extra_env)
+        env.update(interpreter_env)
         env.update({name: str(path) for name, path in files.items()})
-        proc = subprocess.run([str(hook)], capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp)
         if proc.returncode != 0:
             raise HookFailed(f"{hook.name} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
         return HookResult(

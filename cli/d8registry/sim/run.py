@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,17 @@ from .engine import Faults, Simulator
 from .scenario import ScenarioError, load_settings_file, settings_from_set
 
 MODULE_DIR = Path(__file__).resolve().parents[3]
+
+
+def module_dir(args) -> Path:
+    """The module the simulator runs: the checkout, or a bundle tree (--module-dir / D8REGISTRY_MODULE_DIR)."""
+    chosen = getattr(args, "module_dir", None) or os.environ.get("D8REGISTRY_MODULE_DIR")
+    if not chosen:
+        return MODULE_DIR
+    path = Path(chosen).resolve()
+    if not (path / "module.yaml").is_file() or not (path / "hooks").is_dir():
+        raise ScenarioError(f"module dir {chosen!r} has no module.yaml and hooks/ (run 'make bundle' for build/bundle)")
+    return path
 
 
 @dataclass
@@ -84,7 +96,7 @@ def simulate(args, cluster: Cluster, out, default: list[str]) -> int:
     steps = steps_from_args(args, cluster, default)
     faults = build_faults(args)
     printer = report.live_printer(out) if not args.json else (lambda _entry: None)
-    sim = Simulator(MODULE_DIR, cluster, in_process=args.in_process, faults=faults, progress=printer,
+    sim = Simulator(module_dir(args), cluster, in_process=args.in_process, faults=faults, progress=printer,
                     registry_hosts=_hosts([registry for _label, registry in steps] + [cluster_registry(cluster)]))
     results: list[StepResult] = []
     try:
