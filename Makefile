@@ -13,6 +13,8 @@ HELM_VERSION := v3.22.0
 DMT_VERSION := v0.1.64
 # Debian packages used by lint and tests (installed only when running as root and missing).
 DEBS := shellcheck nginx libnginx-mod-stream containerd jq
+# failover faults: a private network namespace (ip), a drop rule in it (nft), who streams a layer (ss)
+DEBS += nftables iproute2
 
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
