@@ -27,9 +27,12 @@ import ipaddress
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from d8registry import loopback as lo
@@ -93,6 +96,13 @@ class PrivateNetwork:
         """True while this thread is in the namespace made here (not the one it came from)."""
         return self._home is not None and _netns_id() != self._home_id
 
+    def run_outside(self, argv: list[str]) -> subprocess.CompletedProcess:
+        """`argv` in the caller's own network namespace (to show what a fault did not touch)."""
+        if self._home is None:
+            raise RuntimeError("not inside a private network")
+        return subprocess.run([lo.binary("nsenter"), f"--net=/proc/{os.getpid()}/fd/{self._home}", *argv],
+                              capture_output=True, text=True, timeout=10)
+
     def nft(self, script: str) -> None:
         if not self.inside:
             raise RuntimeError("refusing to change packet filtering outside the private network namespace")
@@ -100,6 +110,11 @@ class PrivateNetwork:
                                 timeout=10)
         if result.returncode != 0:
             raise RuntimeError(f"nft failed: {result.stderr.strip()}")
+
+
+    def nft_tables(self) -> str:
+        result = subprocess.run([lo.binary("nft"), "list", "tables"], capture_output=True, text=True, timeout=10)
+        return result.stdout
 
 
 def _loopback(ip: str) -> str:
@@ -112,23 +127,32 @@ def _loopback(ip: str) -> str:
 @dataclass
 class Silence:
     """Every packet to `ip:port` dropped inside the private network: new connections hang in SYN-SENT,
-    established ones stall. Leaving the block removes the rule."""
+    established ones stall. `apply`/`lift`, or a `with` block; lifting twice is harmless."""
 
     network: PrivateNetwork
     ip: str
     port: int
+    applied: bool = False
 
-    def __enter__(self) -> Silence:
+    def apply(self) -> None:
         ip, port = _loopback(self.ip), int(self.port)
         self.network.nft(
             f"add table inet {NFT_TABLE}\n"
             f"add chain inet {NFT_TABLE} output {{ type filter hook output priority 0; policy accept; }}\n"
             f"add rule inet {NFT_TABLE} output ip daddr {ip} tcp dport {port} drop\n")
+        self.applied = True
+
+    def lift(self) -> None:
+        if self.applied and self.network.inside:
+            self.network.nft(f"delete table inet {NFT_TABLE}\n")
+        self.applied = False
+
+    def __enter__(self) -> Silence:
+        self.apply()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.network.inside:
-            self.network.nft(f"delete table inet {NFT_TABLE}\n")
+        self.lift()
 
 
 def lb_connect_timeouts(procs: lo.Processes, since: int = 0) -> list[str]:
@@ -147,6 +171,49 @@ def bytes_sent_by(ip: str, port: int) -> int:
     result = subprocess.run([lo.binary("ss"), "-tinH", "state", "established", "src", f"{_loopback(ip)}:{int(port)}"],
                             capture_output=True, text=True, timeout=10)
     return sum(int(n) for n in re.findall(r"\bbytes_sent:(\d+)", result.stdout))
+
+
+def established_at(ip: str, port: int) -> int:
+    """Established connections the listener `ip:port` is serving."""
+    result = subprocess.run([lo.binary("ss"), "-tnH", "state", "established", "src", f"{_loopback(ip)}:{int(port)}"],
+                            capture_output=True, text=True, timeout=10)
+    return len([line for line in result.stdout.splitlines() if line.strip()])
+
+
+def _wait_counts(replicas: list[lo.Replica], done, timeout: float = 5.0) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = {r.name: established_at(r.ip, r.layout.port) for r in replicas}
+        if done(counts) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.02)
+
+
+@contextmanager
+def next_pick(lb_address: tuple[str, int], replicas: list[lo.Replica], target: lo.Replica,
+              attempts: int = 12) -> Iterator[None]:
+    """Idle connections through the LB held open until every master but `target` serves one of them, so the
+    LB's least_conn choice for the next connection is `target` (as when other pulls keep the rest busy).
+    Needs the LB's shared zone: without it each worker counts only its own connections."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(attempts):
+            before = _wait_counts(replicas, lambda _counts: True)
+            if all(before[r.name] > before[target.name] for r in replicas if r is not target):
+                break
+            sock = socket.create_connection(lb_address, timeout=5)
+            after = _wait_counts(replicas, lambda counts, b=before: sum(counts.values()) > sum(b.values()))
+            if after[target.name] > before[target.name]:
+                sock.close()  # landed on the target: let it go and ask again
+                _wait_counts(replicas, lambda counts, b=before: counts[target.name] <= b[target.name])
+            else:
+                held.append(sock)
+        else:
+            raise RuntimeError(f"could not make {target.name} the LB's next choice in {attempts} connections")
+        yield
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def kill_replica(procs: lo.Processes, replica: lo.Replica) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 
 import pytest
@@ -112,24 +113,37 @@ def test_every_pull_succeeds_with_one_silent_master(fault_env):
     env = fault_env
     silent = env.cluster.replicas[1]
     mark = faults.log_size(env.procs, "lb")
-    with faults.Silence(env.network, silent.ip, silent.layout.port):
-        failures = env.pull_batch(BATCH)
+    fault = faults.Silence(env.network, silent.ip, silent.layout.port)
+    try:
+        # the LB's next choice is the silent master: the first pull meets it, not a lucky later one
+        with faults.next_pick(("127.0.0.1", env.cluster.lb_port), env.cluster.replicas, silent):
+            fault.apply()
+            failures = env.pull_batch(1)
+        # the fault was exercised: the LB dialled the silent master and gave up on the connect timeout,
+        # rather than being refused at once as with a stopped master
+        assert set(faults.lb_connect_timeouts(env.procs, mark)) == {f"{silent.ip}:{silent.layout.port}"}, \
+            env.procs.tail("lb")
+        failures += env.pull_batch(BATCH - 1)
+    finally:
+        fault.lift()
     assert failures == [], failures
-    # the fault was exercised: the LB dialled the silent master and gave up on the connect timeout,
-    # rather than being refused at once as with a stopped master
-    timed_out = faults.lb_connect_timeouts(env.procs, mark)
-    assert f"{silent.ip}:{silent.layout.port}" in timed_out, env.procs.tail("lb")
-    assert set(timed_out) == {f"{silent.ip}:{silent.layout.port}"}, timed_out
+    assert set(faults.lb_connect_timeouts(env.procs, mark)) == {f"{silent.ip}:{silent.layout.port}"}
 
 
-def test_the_silent_master_is_dropped_inside_the_test_namespace_only(fault_env):
+def test_the_drop_rule_lives_only_in_the_test_namespace(fault_env):
     env = fault_env
     silent = env.cluster.replicas[1]
     with faults.Silence(env.network, silent.ip, silent.layout.port):
         assert env.network.inside
+        inside = env.network.nft_tables()
+        outside = env.network.run_outside([lo.binary("nft"), "list", "tables"])
+        assert outside.returncode == 0, outside.stderr
         with pytest.raises(OSError):
-            lo.socket.create_connection(silent.front_address, timeout=0.5).close()
-    lo.socket.create_connection(silent.front_address, timeout=5).close()
+            socket.create_connection(silent.front_address, timeout=0.5).close()
+    assert faults.NFT_TABLE in inside
+    assert faults.NFT_TABLE not in outside.stdout, "the machine's own network namespace got a drop rule"
+    assert faults.NFT_TABLE not in env.network.nft_tables(), "lifting the fault removes the rule"
+    socket.create_connection(silent.front_address, timeout=5).close()
 
 
 def test_every_pull_succeeds_when_the_serving_master_is_killed_mid_transfer(fault_env):
