@@ -111,8 +111,8 @@ class PrivateNetwork:
         if result.returncode != 0:
             raise RuntimeError(f"nft failed: {result.stderr.strip()}")
 
-
     def nft_tables(self) -> str:
+        """The tables of this thread's network namespace."""
         result = subprocess.run([lo.binary("nft"), "list", "tables"], capture_output=True, text=True, timeout=10)
         return result.stdout
 
