@@ -17,6 +17,8 @@ NGINX_VERSION := 1.22.1
 KUBE_VERSION := v1.37.2
 # Debian packages used by lint and tests (installed only when running as root and missing).
 DEBS := shellcheck containerd jq build-essential libpcre2-dev libssl-dev etcd-server
+# failover faults: a private network namespace (ip), a drop rule in it (nft), who streams a layer (ss)
+DEBS += nftables iproute2
 
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod

@@ -117,6 +117,9 @@ def lb_manifest(image: str, nginx_conf: str) -> str:
 def lb_nginx_conf(endpoints: list[str], listen: str = LISTEN) -> str:
     # `listen` is only ever changed by the loopback tests, which cannot take the production port.
     servers = "\n".join(f"        server {ep} max_fails=1 fail_timeout=10s;" for ep in endpoints)
+    # `zone`: both workers share one view of the masters. Without it each worker keeps its own failure
+    # marks and connection counts, so a silent master costs a connect timeout once per worker and
+    # least_conn balances only within a worker (SPEC 10.6).
     return (
         "worker_processes 2;\n"
         "pid /tmp/registry-proxy.pid;\n"
@@ -124,6 +127,7 @@ def lb_nginx_conf(endpoints: list[str], listen: str = LISTEN) -> str:
         "events {\n    worker_connections 16384;\n    multi_accept on;\n}\n"
         "stream {\n"
         "    upstream registry {\n"
+        "        zone registry 64k;\n"
         "        least_conn;\n"
         f"{servers}\n"
         "    }\n"
