@@ -139,7 +139,7 @@ def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
         for _ in range(120):
             sim.step()
             containerd = sim.state().get("node_config", {}).get("containerd", {})
-            if containerd.get("kind") == "transitional":
+            if containerd.get("kind") == "Transitional":
                 transitional_version = containerd.get("version")
             applied = {(n["metadata"].get("annotations") or {}).get("registry.deckhouse.io/version")
                        for n in sim.store.list("Node")}
@@ -148,8 +148,8 @@ def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
             if sim.ready() and sim.state().get("mode") == target:
                 break
         if transitional is not None:
-            phases.append(("transitional", transitional))
-        phases.append(("final", _snapshot(sim)))
+            phases.append(("Transitional", transitional))
+        phases.append(("Final", _snapshot(sim)))
         print("Nodes (files under /etc/containerd/registry.d and static pods):", file=out)
         for node in sorted(phases[0][1]):
             print(f"  {node}:", file=out)

@@ -108,3 +108,58 @@ def test_state_secret_never_holds_secret_material(make_harness, repo_root, helm_
     for secret in secrets:
         for text in visible:
             assert secret not in text
+
+
+OLD_KIND = {"None": "none", "Transitional": "transitional", "Final": "final"}
+OLD_SERVICE = {"NodeServices": "node-services", "InClusterProxy": "incluster-proxy", "": ""}
+
+
+def _with_old_spellings(rendered: list[dict]) -> list[dict]:
+    """The state Secrets as a module version before the CamelCase enums wrote them."""
+    import base64
+
+    def recode(obj, key, change):
+        value = json.loads(base64.b64decode(obj["data"][key]))
+        change(value)
+        obj["data"][key] = base64.b64encode(json.dumps(value).encode()).decode()
+
+    def old_summary(summary):
+        summary["registry_service"] = OLD_SERVICE[summary["registry_service"]]
+        summary["containerd_config"]["kind"] = OLD_KIND[summary["containerd_config"]["kind"]]
+
+    def old_node_config(node_config):
+        node_config["containerd"]["kind"] = OLD_KIND[node_config["containerd"]["kind"]]
+
+    rendered = copy.deepcopy(rendered)
+    for obj in rendered:
+        if obj["kind"] == "Secret" and obj["metadata"]["name"] == "registry-state":
+            recode(obj, "state", old_summary)
+        if obj["kind"] == "Secret" and obj["metadata"]["name"] == "registry-private-state":
+            recode(obj, "node_config", old_node_config)
+    return rendered
+
+
+def test_restart_reads_state_persisted_with_old_enum_spellings(make_harness, repo_root, helm_bin):
+    """A restart right after the upgrade finds lower-case/dashed enum values in the Secrets: it resumes with the
+    CamelCase ones, keeps the published config version the nodes applied, and renders the same chart."""
+    harness = make_harness(PROXY, in_process=True)
+    harness.before_helm()
+    _checker_ready(harness)
+    harness.before_helm()
+    before = copy.deepcopy(_state(harness))
+    assert before["registry_service"] == "NodeServices"
+    rendered = helm.render(repo_root, harness.helm_values())
+    old = _with_old_spellings(rendered)
+    assert old != rendered, "the fixture must actually hold old spellings"
+
+    restarted = ModuleHarness(repo_root, _apply(harness.objects, old), harness.global_values,
+                              in_process=True, env=dict(harness.env))
+    restarted.module_values["internal"]["checker"] = copy.deepcopy(harness.module_values["internal"]["checker"])
+    restarted.before_helm()
+    after = _state(restarted)
+    assert after["registry_service"] == before["registry_service"]
+    assert after["node_config"] == before["node_config"]
+    restarted.assert_converged(restarted.hook("orchestrator"))
+    again = helm.render(repo_root, restarted.helm_values())
+    assert {_key(o): o for o in again if o["kind"] != "Secret"} == \
+        {_key(o): o for o in rendered if o["kind"] != "Secret"}

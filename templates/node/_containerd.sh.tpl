@@ -1,3 +1,4 @@
+{{- define "registry_node_step_containerd" -}}
 # Copyright 2026 Flant JSC
 #
 # Licensed under the Apache License, Version 2.0 (the "License");
@@ -199,8 +200,8 @@ payload="$(d8reg_payload_json)"
 [[ "$(jq -r '.version' <<<"${payload}")" == "${D8REG_VERSION}" ]] || d8reg_die "payload version does not match D8REG_VERSION"
 kind="$(jq -r '.kind' <<<"${payload}")"
 case "${kind}" in
-  none | transitional | final) ;;
-  *) d8reg_die "payload kind must be none, transitional or final" ;;
+  None | Transitional | Final) ;;
+  *) d8reg_die "payload kind must be None, Transitional or Final" ;;
 esac
 if ! jq -e '(.hosts // {}) | type == "object" and all(.[]; type == "object" and all(.[]; type == "string"))' \
   >/dev/null <<<"${payload}"; then
@@ -232,7 +233,7 @@ if [[ -n ${lines} ]]; then
     want_files["${dir}/${file}"]="${encoded}"
   done <<<"${lines}"
 fi
-if [[ ${kind} != "none" && ${#want_dirs[@]} -eq 0 ]]; then
+if [[ ${kind} != "None" && ${#want_dirs[@]} -eq 0 ]]; then
   d8reg_die "payload of kind ${kind} has no hosts dirs"
 fi
 
@@ -512,3 +513,4 @@ if [[ -n ${node} ]]; then
 else
   d8reg_log "kubelet.conf not present yet, the node version is reported on the next run"
 fi
+{{ end }}
