@@ -110,56 +110,58 @@ def test_state_secret_never_holds_secret_material(make_harness, repo_root, helm_
             assert secret not in text
 
 
-OLD_KIND = {"None": "none", "Transitional": "transitional", "Final": "final"}
-OLD_SERVICE = {"NodeServices": "node-services", "InClusterProxy": "incluster-proxy", "": ""}
 
-
-def _with_old_spellings(rendered: list[dict]) -> list[dict]:
-    """The state Secrets as a module version before the CamelCase enums wrote them."""
+def test_restart_after_the_upgrade_reads_old_enum_spellings(repo_root, helm_bin):
+    """The Secrets of a module version before the CamelCase enums: lower-case containerd kind (and the payload
+    version computed with it) and a dashed registry_service. A restart on them resumes the finished Proxy switch:
+    the values carry the current spellings, the config is published again under the new spelling, every node
+    applies it and the module is Ready, with the data plane untouched."""
     import base64
 
-    def recode(obj, key, change):
-        value = json.loads(base64.b64decode(obj["data"][key]))
-        change(value)
-        obj["data"][key] = base64.b64encode(json.dumps(value).encode()).decode()
+    from d8registry import cluster as cluster_mod
+    from d8registry.operator.values_rules import validate_module_values
+    from d8registry.sim.engine import Simulator
+    from lib.hashing import version_of
 
-    def old_summary(summary):
-        summary["registry_service"] = OLD_SERVICE[summary["registry_service"]]
-        summary["containerd_config"]["kind"] = OLD_KIND[summary["containerd_config"]["kind"]]
+    from d8registry.sim.run import _hosts, cluster_registry
 
-    def old_node_config(node_config):
-        node_config["containerd"]["kind"] = OLD_KIND[node_config["containerd"]["kind"]]
+    cluster = cluster_mod.load()
+    sim = Simulator(repo_root, cluster, in_process=True, registry_hosts=_hosts([PROXY, cluster_registry(cluster)]))
+    try:
+        sim.set_registry(PROXY)
+        assert sim.run_until_ready(max_ticks=80)
+        before = copy.deepcopy(sim.state())
+        assert before["registry_service"] == "NodeServices" and before["node_config"]["containerd"]["kind"] == "Final"
+        hosts = before["node_config"]["containerd"]["hosts"]
+        old_version = version_of({"kind": "final", "hosts": hosts})
 
-    rendered = copy.deepcopy(rendered)
-    for obj in rendered:
-        if obj["kind"] == "Secret" and obj["metadata"]["name"] == "registry-state":
-            recode(obj, "state", old_summary)
-        if obj["kind"] == "Secret" and obj["metadata"]["name"] == "registry-private-state":
-            recode(obj, "node_config", old_node_config)
-    return rendered
+        def rewrite(name, key, change):
+            secret = sim.store.get("Secret", "d8-system", name)
+            value = json.loads(base64.b64decode(secret["data"][key]))
+            change(value)
+            secret["data"][key] = base64.b64encode(json.dumps(value).encode()).decode()
+            sim.store.apply(secret)
 
+        def old_summary(summary):
+            summary["registry_service"] = "node-services"
+            summary["containerd_config"] = {"kind": "final", "version": old_version}
 
-def test_restart_reads_state_persisted_with_old_enum_spellings(make_harness, repo_root, helm_bin):
-    """A restart right after the upgrade finds lower-case/dashed enum values in the Secrets: it resumes with the
-    CamelCase ones, keeps the published config version the nodes applied, and renders the same chart."""
-    harness = make_harness(PROXY, in_process=True)
-    harness.before_helm()
-    _checker_ready(harness)
-    harness.before_helm()
-    before = copy.deepcopy(_state(harness))
-    assert before["registry_service"] == "NodeServices"
-    rendered = helm.render(repo_root, harness.helm_values())
-    old = _with_old_spellings(rendered)
-    assert old != rendered, "the fixture must actually hold old spellings"
+        def old_node_config(node_config):
+            node_config["containerd"] = {"kind": "final", "hosts": hosts, "version": old_version}
 
-    restarted = ModuleHarness(repo_root, _apply(harness.objects, old), harness.global_values,
-                              in_process=True, env=dict(harness.env))
-    restarted.module_values["internal"]["checker"] = copy.deepcopy(harness.module_values["internal"]["checker"])
-    restarted.before_helm()
-    after = _state(restarted)
-    assert after["registry_service"] == before["registry_service"]
-    assert after["node_config"] == before["node_config"]
-    restarted.assert_converged(restarted.hook("orchestrator"))
-    again = helm.render(repo_root, restarted.helm_values())
-    assert {_key(o): o for o in again if o["kind"] != "Secret"} == \
-        {_key(o): o for o in rendered if o["kind"] != "Secret"}
+        rewrite("registry-state", "state", old_summary)
+        rewrite("registry-private-state", "node_config", old_node_config)
+        pods_before = {p["metadata"]["name"]: p["metadata"].get("annotations") for p in sim.store.list("Pod")
+                       if p["metadata"]["name"].startswith("registry-nodeservices-")}
+        # Deckhouse restarts with the new module version: values are wiped, only the Secrets remain
+        sim.harness.module_values = validate_module_values(sim.harness.openapi_dir, {})
+        sim._started = False
+        assert sim.run_until_ready(max_ticks=80, min_ticks=3)
+        after = sim.state()
+        assert after["registry_service"] == "NodeServices" and after["mode"] == "Proxy"
+        assert after["node_config"]["containerd"] == before["node_config"]["containerd"]
+        assert after["node_services"] == before["node_services"]
+        assert {p["metadata"]["name"]: p["metadata"].get("annotations") for p in sim.store.list("Pod")
+                if p["metadata"]["name"].startswith("registry-nodeservices-")} == pods_before
+    finally:
+        sim.close()
