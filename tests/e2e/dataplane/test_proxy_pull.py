@@ -213,6 +213,9 @@ def test_metrics_listener_serves_only_metrics_to_the_scraper(proxy_env, tmp_path
     assert DASHBOARD_DISTRIBUTION_METRICS, "the dashboard queries distribution's metrics"
     for name in DASHBOARD_DISTRIBUTION_METRICS:
         assert f"\n{name}".encode() in metrics.body, name
+    # the dashboard counts pulls by distribution's handler names
+    assert re.search(rb'\nregistry_http_requests_total\{[^}]*handler="manifest"[^}]*method="get"', metrics.body), \
+        re.findall(rb"\nregistry_http_requests_total\{[^}]*\}", metrics.body)
     assert lo.https(address, "GET", "/metrics", env.cluster.ca_pem).status == 400  # no certificate sent
     assert lo.https(address, "GET", "/metrics", env.cluster.ca_pem, client_cert=front_files).status in (400, 403)
     assert lo.https(address, "GET", "/debug/pprof/", env.cluster.ca_pem, client_cert=scraper_files).status == 404
