@@ -121,9 +121,8 @@ def test_restart_after_the_upgrade_reads_old_enum_spellings(repo_root, helm_bin)
     from d8registry import cluster as cluster_mod
     from d8registry.operator.values_rules import validate_module_values
     from d8registry.sim.engine import Simulator
-    from lib.hashing import version_of
-
     from d8registry.sim.run import _hosts, cluster_registry
+    from lib.hashing import version_of
 
     cluster = cluster_mod.load()
     sim = Simulator(repo_root, cluster, in_process=True, registry_hosts=_hosts([PROXY, cluster_registry(cluster)]))
