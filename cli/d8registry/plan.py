@@ -148,8 +148,8 @@ def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
             if sim.ready() and sim.state().get("mode") == target:
                 break
         if transitional is not None:
-            phases.append(("Transitional", transitional))
-        phases.append(("Final", _snapshot(sim)))
+            phases.append(("transitional", transitional))
+        phases.append(("final", _snapshot(sim)))
         print("Nodes (files under /etc/containerd/registry.d and static pods):", file=out)
         for node in sorted(phases[0][1]):
             print(f"  {node}:", file=out)
