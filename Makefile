@@ -54,6 +54,8 @@ tools: $(TOOLS_BIN)/helm
 	@nice -n 10 bash tools/build-nginx.sh $(NGINX_VERSION) images/registry-nginx/configure-flags "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 	@# the real API server for tests/apiserver (a wrapper module: k8s.io/kubernetes cannot be `go install`ed)
 	@nice -n 10 bash tools/build-kube.sh $(KUBE_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+	@# Prometheus' rule engine: checks and unit-tests the alerts under monitoring/ (tests/monitoring)
+	@nice -n 10 bash tools/build-go-tool.sh required promtool github.com/prometheus/prometheus/cmd/promtool v0.316.0 "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 
 $(TOOLS_BIN)/helm:
 	bash tools/build-go-tool.sh required helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
@@ -70,9 +72,9 @@ sim: deps
 
 lint: deps
 	$(VENV)/bin/ruff check hooks cli tests bench
-	@# each step as the chart composes it: shared helpers, then the body
-	@for body in files/node/containerd.sh files/node/node-lb.sh files/node/nodeservices.sh; do \
-	  cat files/node/lib.sh "$$body" | shellcheck -s bash - || exit 1; done
+	@# each step as the chart composes it: shared helpers, then the body (each file without its define/end lines)
+	@for body in containerd node-lb nodeservices; do \
+	  sed -s '1d;$$d' templates/node/_lib.sh.tpl "templates/node/_$$body.sh.tpl" | shellcheck -s bash - || exit 1; done
 
 unit: deps
 	$(PY) -m pytest -q tests/unit

@@ -18,6 +18,7 @@ Binding config and wiring only; the logic lives in hooks/lib (stages.py is the s
 """
 
 from lib import clock, intake, metrics, runner, settings, snapshots, stages
+from lib.enums import KIND_FINAL, KIND_NONE, KIND_TRANSITIONAL
 from lib.log import Logger
 from lib.values import get_path, set_path
 
@@ -199,11 +200,11 @@ def _emit_metrics(ctx, outcome: stages.Outcome, input_valid: bool, inputs: stage
             switch_started = moment
     collect(metrics.gauge("d8_registry_switch_started_timestamp_seconds", switch_started))
     version = state.get("node_config", {}).get("containerd", {}).get("version", "")
-    kind = state.get("node_config", {}).get("containerd", {}).get("kind", "none")
+    kind = state.get("node_config", {}).get("containerd", {}).get("kind", KIND_NONE)
     collect(metrics.gauge("d8_registry_nodes_total", len(inputs.nodes)))
     converged = [n for n in inputs.nodes if n.version == version]
-    if kind in ("transitional", "final"):
-        stage = "transition" if kind == "transitional" else "final"
+    if kind in (KIND_TRANSITIONAL, KIND_FINAL):
+        stage = "transition" if kind == KIND_TRANSITIONAL else "final"
         collect(metrics.gauge("d8_registry_nodes_converged", len(converged), {"stage": stage}))
     for node in inputs.nodes:
         collect(metrics.gauge("d8_registry_node_converged", 1 if node.version == version else 0, {"node": node.name}))

@@ -700,3 +700,41 @@ spec:
     {{- end -}}
   {{- end -}}
 {{- end -}}
+
+
+{{- /* ================================================================ grafana dashboards */ -}}
+
+{{- /* Usage: {{- include "helm_lib_grafana_dashboard_definitions" . }} */ -}}
+{{- /* One cluster-wide GrafanaDashboardDefinition per monitoring/grafana-dashboards/<folder>/**.json file of the */ -}}
+{{- /* chart. The first directory below the root names the Grafana folder (dashes as spaces, each word capitalised); */ -}}
+{{- /* the object is "d8-<chart>-<path below the root without .json, with /, space, dot and underscore as dashes>". */ -}}
+{{- /* A file directly in the root, or one that is not JSON, fails the render. Rendered only when the prometheus-crd */ -}}
+{{- /* module (the GrafanaDashboardDefinition CRD) is enabled. */ -}}
+{{- define "helm_lib_grafana_dashboard_definitions" -}}
+  {{- $ctx := . -}}
+  {{- $root := "monitoring/grafana-dashboards" -}}
+  {{- if has "prometheus-crd" ($ctx.Values.global.enabledModules | default list) -}}
+    {{- range $path, $_ := $ctx.Files.Glob (printf "%s/**.json" $root) -}}
+      {{- $parts := trimPrefix (printf "%s/" $root) $path | splitList "/" -}}
+      {{- if lt (len $parts) 2 -}}
+        {{- fail (printf "%s: dashboards live in a folder directory below %s" $path $root) -}}
+      {{- end -}}
+      {{- $definition := $ctx.Files.Get $path -}}
+      {{- if hasKey (fromJson $definition) "Error" -}}
+        {{- fail (printf "%s is not a JSON object" $path) -}}
+      {{- end -}}
+      {{- $folder := first $parts | replace "-" " " | title -}}
+      {{- $name := regexReplaceAll "\\.json$" ($parts | join "/") "" | replace "/" "-" | replace " " "-" | replace "." "-" | replace "_" "-" }}
+---
+apiVersion: deckhouse.io/v1
+kind: GrafanaDashboardDefinition
+metadata:
+  name: {{ printf "d8-%s-%s" $ctx.Chart.Name $name }}
+  {{- include "helm_lib_module_labels" (list $ctx (dict "prometheus.deckhouse.io/grafana-dashboard" "")) | nindent 2 }}
+spec:
+  folder: {{ $folder | quote }}
+  definition: |
+    {{- $definition | nindent 4 }}
+    {{- end -}}
+  {{- end -}}
+{{- end -}}

@@ -465,9 +465,13 @@ class _NamedTLS(http.client.HTTPSConnection):
 
 def https(address: tuple[str, int], method: str, target: str, ca_pem: str, *, user: str | None = None,
           password: str | None = None, body: bytes = b"", headers: dict | None = None,
-          server_name: str = "registry.d8-system.svc") -> Answer:
-    """One request over TLS verified with `ca_pem`; no environment proxy or CA is consulted."""
-    conn = _NamedTLS(address, ssl.create_default_context(cadata=ca_pem), server_name)
+          server_name: str = "registry.d8-system.svc", client_cert: tuple[Path, Path] | None = None) -> Answer:
+    """One request over TLS verified with `ca_pem`; no environment proxy or CA is consulted.
+    `client_cert` (certificate file, key file) is presented when the server asks for one."""
+    context = ssl.create_default_context(cadata=ca_pem)
+    if client_cert is not None:
+        context.load_cert_chain(*client_cert)
+    conn = _NamedTLS(address, context, server_name)
     sent = dict(headers or {})
     if user is not None:
         sent["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()

@@ -150,7 +150,7 @@ def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
         for _ in range(120):
             sim.step()
             containerd = sim.state().get("node_config", {}).get("containerd", {})
-            if containerd.get("kind") == "transitional":
+            if containerd.get("kind") == "Transitional":
                 transitional_version = containerd.get("version")
             applied = {(n["metadata"].get("annotations") or {}).get("registry.deckhouse.io/version")
                        for n in sim.store.list("Node")}

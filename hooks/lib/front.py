@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lib import validate
+from lib import pki, validate
 
 FLAVOURS = ("Direct", "Proxy", "Local")
 # First line of every file the module writes on nodes; the master step checks it before removing one.
@@ -37,6 +37,8 @@ MAPPED_REPOSITORY = "system/deckhouse"
 REALM = "Deckhouse registry"
 # Long enough for a multi-GiB layer from a slow upstream: distribution streams it while fetching.
 READ_TIMEOUT = "900s"
+# Subject nginx reports ($ssl_client_s_dn) for the metrics scraper's client certificate (lib.pki).
+SCRAPER_SUBJECT = f"CN={pki.SCRAPER_COMMON_NAME}"
 
 # Local ACL (SPEC 5.4). Names are the htpasswd user names of lib.users.USERS.
 _PULLERS = ("ro", "mirror-puller")
@@ -134,8 +136,13 @@ def render(flavour: str, layout: Layout = Layout(), upstream_path: str | None = 
         with out.block("server"):
             out.line(f"listen {listen}:{metrics_port} ssl;")
             _tls(out, pki_dir)
+            # Only Prometheus scrapes here: it must present the scraper's client certificate from the
+            # module CA; any other certificate of that CA (a front's is for servers only) gets 403.
+            out.line(f"ssl_client_certificate {pki_dir}/ca.crt;")
+            out.line("ssl_verify_client on;")
             out.line("access_log off;")
             with out.block("location = /metrics"):
+                out.line(f'if ($ssl_client_s_dn != "{SCRAPER_SUBJECT}") {{ return 403; }}')
                 out.line("limit_except GET { deny all; }")
                 out.line(f"proxy_pass http://{debug}/metrics;")
             with out.block("location /"):

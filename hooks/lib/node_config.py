@@ -44,6 +44,7 @@ from typing import Any
 import tomli_w
 
 from lib import validate
+from lib.enums import CONTAINERD_KINDS, KIND_NONE
 from lib.hashing import version_of
 
 FIXED_DIR = "registry.d8-system.svc:5001"
@@ -56,7 +57,7 @@ NODE_SERVICES_PORT = 5001
 REWRITE_REGEX = "^system/deckhouse"
 CAPABILITIES = ("pull", "resolve")
 DIAL_TIMEOUT = "1s"
-PAYLOAD_KINDS = ("none", "transitional", "final")
+PAYLOAD_KINDS = CONTAINERD_KINDS
 
 _UPSTREAM_MODES = ("Direct", "Unmanaged")
 _NODE_SERVICES_MODES = ("Proxy", "Local")
@@ -326,8 +327,8 @@ def _basic(user: Any, password: Any) -> str:
 def containerd_payload(kind: str, mirror_map: dict | None) -> dict:
     """The containerd step payload; its version is the hash of everything else in it."""
     if kind not in PAYLOAD_KINDS:
-        raise ValueError("containerd payload kind must be none, transitional or final")
-    if kind == "none":
+        raise ValueError(f"containerd payload kind must be one of {', '.join(PAYLOAD_KINDS)}")
+    if kind == KIND_NONE:
         hosts: dict[str, dict[str, str]] = {}
     elif mirror_map is None:
         raise ValueError(f"containerd payload of kind {kind} needs a mirror map")

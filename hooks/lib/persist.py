@@ -23,7 +23,7 @@ import base64
 import binascii
 import json
 
-from . import deckhouse_registry
+from . import deckhouse_registry, enums
 
 USER_SECRETS = {
     "registry-user-ro": "ro",
@@ -73,10 +73,11 @@ def restore(secrets: dict[str, dict], live_registry: dict | None) -> dict:
             or not isinstance(conditions, list):
         raise RestoreError("it does not hold a known mode and state")
 
-    containerd_kind = (summary.get("containerd_config") or {}).get("kind", "none")
+    summary_kind = (summary.get("containerd_config") or {}).get("kind", enums.KIND_NONE)
+    containerd_kind = enums.normalize_containerd_kind(summary_kind)
     private = secrets.get("registry-private-state")
     if private is None:
-        if mode != "Unmanaged" or containerd_kind != "none":
+        if mode != "Unmanaged" or containerd_kind != enums.KIND_NONE:
             raise RestoreError("Secret registry-private-state is missing while the module manages the cluster")
         private = {"data": {}}
     try:
@@ -84,7 +85,11 @@ def restore(secrets: dict[str, dict], live_registry: dict | None) -> dict:
         node_config = _json(private, "node_config") or {}
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise RestoreError("Secret registry-private-state cannot be decoded") from None
-    if containerd_kind != "none" and (node_config.get("containerd") or {}).get("kind") != containerd_kind:
+    containerd = node_config.get("containerd")
+    if isinstance(containerd, dict) and "kind" in containerd:
+        # the version stays: it names the config the nodes applied, whatever the kind's spelling was
+        node_config["containerd"] = {**containerd, "kind": enums.normalize_containerd_kind(containerd["kind"])}
+    if containerd_kind != enums.KIND_NONE and (node_config.get("containerd") or {}).get("kind") != containerd_kind:
         raise RestoreError("the published node configuration is missing from registry-private-state")
 
     state: dict = {
@@ -95,7 +100,7 @@ def restore(secrets: dict[str, dict], live_registry: dict | None) -> dict:
         "params": {key: value for key, value in params.items() if value},
         "node_config": node_config,
         "node_services": {"run": bool(summary.get("node_services_run")), "nodes": {}},
-        "registry_service": summary.get("registry_service") or "",
+        "registry_service": enums.normalize_registry_service(summary.get("registry_service") or enums.SERVICE_NONE),
         "ingress_enabled": bool(summary.get("ingress_enabled")),
     }
     pki_secret = secrets.get("registry-pki")
@@ -103,10 +108,13 @@ def restore(secrets: dict[str, dict], live_registry: dict | None) -> dict:
         try:
             cert, key = _decode(pki_secret, "ca.crt"), _decode(pki_secret, "ca.key")
             http_secret = _decode(pki_secret, "http_secret")
+            scraper = {"cert": _decode(pki_secret, "scraper.crt"), "key": _decode(pki_secret, "scraper.key")}
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise RestoreError("Secret registry-pki cannot be decoded") from None
         if cert and key:
             state["pki"] = {"ca": {"cert": cert, "key": key}}
+            if all(scraper.values()):
+                state["pki"]["scraper"] = scraper
         if http_secret:
             state["http_secret"] = http_secret
     users = {}

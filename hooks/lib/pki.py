@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 CA_COMMON_NAME = "registry-ca"
 LEAF_COMMON_NAME = "registry-front"
+# Client certificate Prometheus presents to the fronts' metrics listener (the only name it accepts).
+SCRAPER_COMMON_NAME = "registry-metrics-scraper"
 # Day counts follow the kubeadm/cfssl convention (87600h / 43800h) rather than calendar years,
 # which keeps the arithmetic free of leap-day special cases.
 CA_VALIDITY = timedelta(days=3650)
@@ -370,6 +372,67 @@ def _generate_leaf(ca: KeyPair, dns: list[str], ips: list[str], now: datetime) -
         .add_extension(_authority_key_id(ca_cert), critical=False)
     )
     cert = builder.sign(ca_key, hashes.SHA256())
+    return KeyPair(cert=_cert_pem(cert), key=_key_pem(key))
+
+
+def _is_scraper(cert: x509.Certificate) -> bool:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    usage = _extension(cert, x509.ExtendedKeyUsage)
+    if usage is None or list(usage) != [ExtendedKeyUsageOID.CLIENT_AUTH]:
+        return False
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    constraints = _extension(cert, x509.BasicConstraints)
+    return [n.value for n in names] == [SCRAPER_COMMON_NAME] and (constraints is None or not constraints.ca)
+
+
+def ensure_scraper(ca: KeyPair, existing: Any, now: datetime) -> tuple[KeyPair, bool]:
+    """(client certificate of the metrics scraper, reused): kept while the CA signed it and it has time left."""
+    now = _utc(now)
+    existing = _as_keypair(existing)
+    ca_cert = _load_cert(getattr(ca, "cert", None))
+    if existing is not None and ca_cert is not None:
+        pair = _load_pair(existing.cert, existing.key)
+        if pair is not None:
+            try:
+                pair[0].verify_directly_issued_by(ca_cert)
+                if _is_scraper(pair[0]) and _has_time_left(pair[0], now):
+                    return existing, True
+            except Exception:  # InvalidSignature, unsupported algorithms, name mismatch
+                pass
+    return _generate_scraper(ca, now), False
+
+
+def _generate_scraper(ca: KeyPair, now: datetime) -> KeyPair:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    pair = _load_pair(getattr(ca, "cert", None), getattr(ca, "key", None))
+    if pair is None:
+        raise ValueError("pki: the CA certificate or key cannot be decoded, or they do not match")
+    ca_cert, ca_key = pair
+    not_after = min(now + LEAF_VALIDITY, ca_cert.not_valid_after_utc - LEAF_CA_MARGIN)
+    if not_after <= now:
+        raise ValueError("pki: the CA expires too soon to issue the scraper certificate")
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SCRAPER_COMMON_NAME)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(_serial())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_authority_key_id(ca_cert), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     return KeyPair(cert=_cert_pem(cert), key=_key_pem(key))
 
 

@@ -29,11 +29,20 @@ from datetime import datetime
 
 from . import conditions as cond
 from . import dataplane, deckhouse_registry, hashing, lb, messages, node_config, settings, transitions
+from .enums import (
+    KIND_FINAL,
+    KIND_NONE,
+    KIND_TRANSITIONAL,
+    SERVICE_INCLUSTER_PROXY,
+    SERVICE_NODE_SERVICES,
+    SERVICE_NONE,
+)
 from .snapshots import DeckhousePod, InClusterDeployment, MirrorPod, Node
 
 CONTAINERD_NGC = "d8-registry-containerd.sh"
 INCLUSTER_NAME = "registry-incluster-proxy"
-SERVICE_FOR = {"Direct": "incluster-proxy", "Proxy": "node-services", "Local": "node-services", "Unmanaged": ""}
+SERVICE_FOR = {"Direct": SERVICE_INCLUSTER_PROXY, "Proxy": SERVICE_NODE_SERVICES, "Local": SERVICE_NODE_SERVICES,
+               "Unmanaged": SERVICE_NONE}
 USERS_FOR = {"Direct": (), "Proxy": ("ro",), "Local": ("ro", "rw", "mirror_puller", "mirror_pusher"), "Unmanaged": ()}
 UPSTREAM_KEYS = ("scheme", "host", "path", "ca", "username", "password")
 
@@ -256,7 +265,7 @@ def publish_containerd(run: Run, kind: str, mirror_map: dict) -> dict:
 
 def render_base(run: Run) -> None:
     state = run.state
-    state.setdefault("node_config", {}).setdefault("containerd", node_config.containerd_payload("none", None))
+    state.setdefault("node_config", {}).setdefault("containerd", node_config.containerd_payload(KIND_NONE, None))
     source = node_services_source(state)
     if source and state.get("node_services", {}).get("run", True):
         render_node_services(run, *source)
@@ -265,7 +274,7 @@ def render_base(run: Run) -> None:
         if upstream:
             render_incluster_proxy(run, upstream)
     state.setdefault("node_services", {"run": False, "nodes": {}})
-    state.setdefault("registry_service", "")
+    state.setdefault("registry_service", SERVICE_NONE)
     state.setdefault("ingress_enabled", False)
     # master addresses are re-derived every run, so a master change reaches the LB without a switch
     publish_lb(run, bool(state["node_config"].get("lb", {}).get("endpoints")))
@@ -333,7 +342,9 @@ def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
     ca, generated = pki.ensure_ca(previous, run.inp.now)
     if generated:
         run.log("Generating new CA")
-    run.state["pki"] = {"ca": {"cert": ca.cert, "key": ca.key}}
+    # the metrics scraper's client certificate follows the CA (a new CA issues a new one)
+    scraper, _reused = pki.ensure_scraper(ca, run.state.get("pki", {}).get("scraper"), run.inp.now)
+    run.state["pki"] = {"ca": {"cert": ca.cert, "key": ca.key}, "scraper": scraper.to_dict()}
     run.state["http_secret"] = users.ensure_http_secret(run.state.get("http_secret"))
     wanted = USERS_FOR[target["mode"]]
     current = run.state.get("users", {})
@@ -386,11 +397,11 @@ def stage_transition(run: Run, target: dict) -> StageResult:
     if actual == target_params:
         return True, ""
     published = run.state["node_config"]["containerd"]
-    final = node_config.containerd_payload("final", _mirrors_for(run, target_params))
-    if published.get("kind") == "final" and published.get("version") == final["version"]:
+    final = node_config.containerd_payload(KIND_FINAL, _mirrors_for(run, target_params))
+    if published.get("kind") == KIND_FINAL and published.get("version") == final["version"]:
         return True, ""
     merged = node_config.transitional(_mirrors_for(run, actual), _mirrors_for(run, target_params))
-    payload = publish_containerd(run, "transitional", merged)
+    payload = publish_containerd(run, KIND_TRANSITIONAL, merged)
     ready, message = _nodes_at(run, payload["version"])
     run.done_text = messages.nodes_updated(len(run.inp.nodes), payload["version"])
     return ready, message
@@ -446,7 +457,7 @@ def stage_switch(run: Run, target: dict) -> StageResult:
 
 def stage_final(run: Run, target: dict) -> StageResult:
     target_params = target_node_params(run, target)
-    payload = publish_containerd(run, "final", _mirrors_for(run, target_params))
+    payload = publish_containerd(run, KIND_FINAL, _mirrors_for(run, target_params))
     ready, message = _nodes_at(run, payload["version"])
     run.done_text = messages.nodes_updated(len(run.inp.nodes), payload["version"])
     if ready:

@@ -108,3 +108,59 @@ def test_state_secret_never_holds_secret_material(make_harness, repo_root, helm_
     for secret in secrets:
         for text in visible:
             assert secret not in text
+
+
+
+def test_restart_after_the_upgrade_reads_old_enum_spellings(repo_root, helm_bin):
+    """The Secrets of a module version before the CamelCase enums: lower-case containerd kind (and the payload
+    version computed with it) and a dashed registry_service. A restart on them resumes the finished Proxy switch:
+    the values carry the current spellings, the config is published again under the new spelling, every node
+    applies it and the module is Ready, with the data plane untouched."""
+    import base64
+
+    from d8registry import cluster as cluster_mod
+    from d8registry.operator.values_rules import validate_module_values
+    from d8registry.sim.engine import Simulator
+    from d8registry.sim.run import _hosts, cluster_registry
+    from lib.hashing import version_of
+
+    cluster = cluster_mod.load()
+    sim = Simulator(repo_root, cluster, in_process=True, registry_hosts=_hosts([PROXY, cluster_registry(cluster)]))
+    try:
+        sim.set_registry(PROXY)
+        assert sim.run_until_ready(max_ticks=80)
+        before = copy.deepcopy(sim.state())
+        assert before["registry_service"] == "NodeServices" and before["node_config"]["containerd"]["kind"] == "Final"
+        hosts = before["node_config"]["containerd"]["hosts"]
+        old_version = version_of({"kind": "final", "hosts": hosts})
+
+        def rewrite(name, key, change):
+            secret = sim.store.get("Secret", "d8-system", name)
+            value = json.loads(base64.b64decode(secret["data"][key]))
+            change(value)
+            secret["data"][key] = base64.b64encode(json.dumps(value).encode()).decode()
+            sim.store.apply(secret)
+
+        def old_summary(summary):
+            summary["registry_service"] = "node-services"
+            summary["containerd_config"] = {"kind": "final", "version": old_version}
+
+        def old_node_config(node_config):
+            node_config["containerd"] = {"kind": "final", "hosts": hosts, "version": old_version}
+
+        rewrite("registry-state", "state", old_summary)
+        rewrite("registry-private-state", "node_config", old_node_config)
+        pods_before = {p["metadata"]["name"]: p["metadata"].get("annotations") for p in sim.store.list("Pod")
+                       if p["metadata"]["name"].startswith("registry-nodeservices-")}
+        # Deckhouse restarts with the new module version: values are wiped, only the Secrets remain
+        sim.harness.module_values = validate_module_values(sim.harness.openapi_dir, {})
+        sim._started = False
+        assert sim.run_until_ready(max_ticks=80, min_ticks=3)
+        after = sim.state()
+        assert after["registry_service"] == "NodeServices" and after["mode"] == "Proxy"
+        assert after["node_config"]["containerd"] == before["node_config"]["containerd"]
+        assert after["node_services"] == before["node_services"]
+        assert {p["metadata"]["name"]: p["metadata"].get("annotations") for p in sim.store.list("Pod")
+                if p["metadata"]["name"].startswith("registry-nodeservices-")} == pods_before
+    finally:
+        sim.close()

@@ -45,6 +45,16 @@ NGC_BODIES = {
     "d8-registry-node-lb.sh": "node-lb.sh",
     "d8-registry-nodeservices.sh": "nodeservices.sh",
 }
+
+
+def node_file(name: str) -> str:
+    """A node step file as the chart includes it: templates/node/_<name>.tpl without its define/end lines."""
+    text = (REPO / "templates" / "node" / f"_{name}.tpl").read_text()
+    first, rest = text.split("\n", 1)
+    assert first.startswith("{{- define ") and rest.endswith("{{ end }}\n"), name
+    return rest.removesuffix("{{ end }}\n")
+
+
 HEADER_COMMENT = "# Managed by the Deckhouse registry module (d8-system). Do not edit."
 MARKER = "# managed by d8 registry module"
 FAKE_NOW = {"REGISTRY_FAKE_NOW": "2026-11-27T10:00:00Z"}
@@ -132,7 +142,7 @@ def run_orchestrator(settings: dict | None) -> ModuleHarness:
     _checker_ready(harness)
     harness.before_helm()
     state = harness.module_values["internal"]["orchestrator"]["state"]
-    if state["node_services"]["nodes"] and state["node_config"]["containerd"]["kind"] == "none":
+    if state["node_services"]["nodes"] and state["node_config"]["containerd"]["kind"] == "None":
         harness.objects.extend(_mirror_pods(state))
         harness.synchronize()
         harness.before_helm()

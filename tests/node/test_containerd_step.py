@@ -70,7 +70,7 @@ def kubectl_mutations(node) -> list[list[str]]:
     return [argv for argv in node.calls("kubectl") if "label" in argv or "annotate" in argv]
 
 
-def hosts_payload(dirs: dict[str, list[dict]], kind: str = "final") -> dict:
+def hosts_payload(dirs: dict[str, list[dict]], kind: str = "Final") -> dict:
     return node_config.containerd_payload(kind, dirs)
 
 
@@ -462,7 +462,7 @@ def test_an_unreadable_state_file_removes_nothing(scenarios, make_node):
 # -- hostile payloads ------------------------------------------------------------------------------------
 
 def hostile(hosts=None, **overrides) -> dict:
-    payload = {"kind": "final", "hosts": hosts if hosts is not None else {"a.example.com": {"hosts.toml": f"{MARKER}\n"}}}
+    payload = {"kind": "Final", "hosts": hosts if hosts is not None else {"a.example.com": {"hosts.toml": f"{MARKER}\n"}}}
     payload.update(overrides)
     payload.setdefault("version", version_of(payload))
     return payload

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lib import lb, node_config, pki
 
-from .conftest import LB_IMAGE, NGC_BODIES, REPO, header, payload_of, render_values
+from .conftest import LB_IMAGE, NGC_BODIES, header, node_file, payload_of, render_values
 
 CA = pki.ensure_ca(None, datetime(2026, 11, 27, tzinfo=UTC))[0].cert
 BASE64_LITERAL = re.compile(r"[A-Za-z0-9+/=]+")
@@ -65,9 +65,9 @@ def node_configs(draw) -> tuple[dict, list[str]]:
         # a transition from some upstream to this target
         old = {"mode": "Unmanaged", "scheme": "HTTPS", "host": draw(host), "path": draw(repo_path)}
         mirror_map = node_config.transitional(node_config.mirrors(old, masters), mirror_map)
-        kind = "transitional"
+        kind = "Transitional"
     else:
-        kind = "final"
+        kind = "Final"
     uses_lb = mode in ("Proxy", "Local")
     names = draw(st.lists(node_name, min_size=1, max_size=3, unique=True))
     return {"containerd": node_config.containerd_payload(kind, mirror_map),
@@ -75,8 +75,7 @@ def node_configs(draw) -> tuple[dict, list[str]]:
 
 
 # the version of the master step is the hash of what it runs: the shared helpers plus its body
-NODESERVICES_BODY = (REPO / "files" / "node" / "lib.sh").read_text() + \
-    (REPO / "files" / "node" / NGC_BODIES["d8-registry-nodeservices.sh"]).read_text()
+NODESERVICES_BODY = node_file("lib.sh") + node_file(NGC_BODIES["d8-registry-nodeservices.sh"])
 
 
 def render(node_cfg: dict, names: list[str]):
@@ -105,8 +104,7 @@ def test_ngc_content_for_random_states(drawn):
         version, decoded = payload_of(content)
         assert decoded == payload
         # structural equivalence with an inert render: only the two data lines depend on the state
-        node = REPO / "files" / "node"
-        body = (node / "lib.sh").read_text() + (node / NGC_BODIES[name]).read_text()
+        body = node_file("lib.sh") + node_file(NGC_BODIES[name])
         assert content == header(version, literal) + body
         proc = subprocess.run(["bash", "-n"], input=content, capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr

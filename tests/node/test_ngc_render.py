@@ -25,7 +25,7 @@ import subprocess
 import pytest
 
 from ..templates.conftest import validate_object
-from .conftest import NGC_BODIES, REPO, header, payload_of
+from .conftest import NGC_BODIES, header, node_file, payload_of
 
 BASE64_LITERAL = re.compile(r"[A-Za-z0-9+/=]+")
 EXPECTED = {
@@ -38,8 +38,7 @@ SCENARIOS = ("legacy", "direct", "proxy")
 
 def body(name: str) -> str:
     """What the chart places below the header: the shared helpers, then the step's own body."""
-    node = REPO / "files" / "node"
-    return (node / "lib.sh").read_text() + (node / NGC_BODIES[name]).read_text()
+    return node_file("lib.sh") + node_file(NGC_BODIES[name])
 
 
 def shellcheck(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -92,7 +91,7 @@ def test_content_is_header_plus_unchanged_body(scenarios, scenario):
 
 def test_payload_of_a_switch_in_progress_is_not_empty(scenarios):
     containerd = scenarios["direct"].state["node_config"]["containerd"]
-    assert containerd["kind"] == "transitional" and containerd["hosts"]
+    assert containerd["kind"] == "Transitional" and containerd["hosts"]
     lb = scenarios["proxy"].state["node_config"]["lb"]
     assert lb["endpoints"] and "registry-proxy.yaml" in lb["files"]
 
@@ -108,10 +107,10 @@ def test_rendered_content_passes_bash_n_and_shellcheck(scenarios, scenario):
 
 
 def test_bodies_pass_shellcheck_and_bash_n():
-    """Each body as the chart composes it: the shared helpers (files/node/lib.sh) and then the body."""
-    lib = (REPO / "files" / "node" / "lib.sh").read_text()
+    """Each body as the chart composes it: the shared helpers (templates/node/_lib.sh.tpl) and then the body."""
+    lib = node_file("lib.sh")
     for name in NGC_BODIES.values():
-        script = lib + (REPO / "files" / "node" / name).read_text()
+        script = lib + node_file(name)
         proc = shellcheck(["-s", "bash", "-"], script)
         assert proc.returncode == 0, f"{name}:\n{proc.stdout}"
         proc = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=60, check=False)
@@ -128,7 +127,7 @@ def test_every_step_carries_the_shared_helpers_once(scenarios, scenario):
 
 def test_bodies_follow_the_shell_safety_rules():
     for name in NGC_BODIES.values():
-        text = (REPO / "files" / "node" / name).read_text()
+        text = node_file(name)
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
         assert "eval " not in code and "`" not in code, name
         assert not re.search(r"(^|\s)(source|\.)\s", code), name

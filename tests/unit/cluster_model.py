@@ -96,7 +96,7 @@ class ClusterModel:
         state = outcome.state
         containerd = state["node_config"]["containerd"]
         self.ngc_versions["d8-registry-containerd.sh"] = containerd["version"]
-        if self.bashible and containerd["kind"] != "none":
+        if self.bashible and containerd["kind"] != "None":
             self.nodes = [Node(n.name, n.ip, n.master, n.ready, containerd["version"], n.containerd_config)
                           for n in self.nodes]
         if self.kubelet:

@@ -89,8 +89,13 @@ def test_healthz_and_metrics():
     blocks = _blocks(conf)
     assert "auth_basic off;" in blocks["location = /healthz"]
     assert blocks["location = /healthz"][-1] == "proxy_pass http://distribution/;"
-    assert _blocks(conf, 1)["location = /metrics"] == ["limit_except GET { deny all; }",
-                                             "proxy_pass http://127.0.0.1:5002/metrics;"]
+    assert _blocks(conf, 1)["location = /metrics"] == ['if ($ssl_client_s_dn != "CN=registry-metrics-scraper") '
+                                                      "{ return 403; }",
+                                                      "limit_except GET { deny all; }",
+                                                      "proxy_pass http://127.0.0.1:5002/metrics;"]
+    # the metrics listener asks every client for a certificate of the module CA
+    metrics_server = conf[conf.rindex("server {"):]
+    assert "ssl_client_certificate /pki/ca.crt;" in metrics_server and "ssl_verify_client on;" in metrics_server
 
 
 def test_direct_anonymous_upstream_turns_auth_off_only_there():
@@ -178,6 +183,7 @@ def tls_dir(tmp_path_factory):
     leaf, _ = pki.ensure_leaf(ca, None, *pki.front_names("cluster.local", "127.0.0.11"), now)
     (directory / "front.crt").write_text(leaf.cert)
     (directory / "front.key").write_text(leaf.key)
+    (directory / "ca.crt").write_text(ca.cert)
     return directory
 
 

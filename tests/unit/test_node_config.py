@@ -721,12 +721,12 @@ def test_render_aliases_fuzz_target_name():
 
 
 def test_payload_none():
-    payload = node_config.containerd_payload("none", None)
-    assert payload == {"kind": "none", "hosts": {}, "version": version_of({"kind": "none", "hosts": {}})}
-    assert node_config.containerd_payload("none", mirror_map(DIRECT)) == payload
+    payload = node_config.containerd_payload("None", None)
+    assert payload == {"kind": "None", "hosts": {}, "version": version_of({"kind": "None", "hosts": {}})}
+    assert node_config.containerd_payload("None", mirror_map(DIRECT)) == payload
 
 
-@pytest.mark.parametrize("kind", ["transitional", "final"])
+@pytest.mark.parametrize("kind", ["Transitional", "Final"])
 def test_payload_carries_rendered_hosts(kind):
     mirrors_ = mirror_map(DIRECT)
     payload = node_config.containerd_payload(kind, mirrors_)
@@ -749,25 +749,25 @@ def test_payload_version_stable_under_dict_ordering():
     merged = node_config.transitional(mirror_map(UNMANAGED), mirror_map(DIRECT))
     reordered = reorder(merged)
     assert list(reordered) != list(merged)
-    first = node_config.containerd_payload("transitional", merged)
-    assert node_config.containerd_payload("transitional", reordered)["version"] == first["version"]
-    assert node_config.containerd_payload("transitional", copy.deepcopy(merged)) == first
+    first = node_config.containerd_payload("Transitional", merged)
+    assert node_config.containerd_payload("Transitional", reordered)["version"] == first["version"]
+    assert node_config.containerd_payload("Transitional", copy.deepcopy(merged)) == first
 
 
 def test_payload_version_changes_with_content():
-    base = node_config.containerd_payload("final", mirror_map(PROXY))["version"]
+    base = node_config.containerd_payload("Final", mirror_map(PROXY))["version"]
     variants = [
-        node_config.containerd_payload("transitional", mirror_map(PROXY)),
-        node_config.containerd_payload("final", mirror_map(PROXY, masters=MASTERS + ["10.0.0.14"])),
+        node_config.containerd_payload("Transitional", mirror_map(PROXY)),
+        node_config.containerd_payload("Final", mirror_map(PROXY, masters=MASTERS + ["10.0.0.14"])),
         node_config.containerd_payload(
-            "final",
+            "Final",
             node_config.mirrors(
                 node_config.node_params(PROXY, {**RO, "password": "Another24charsPassword00"}, MODULE_CA),
                 MASTERS,
             ),
         ),
         node_config.containerd_payload(
-            "final", node_config.mirrors(node_config.node_params(PROXY, RO, UPSTREAM_CA), MASTERS)
+            "Final", node_config.mirrors(node_config.node_params(PROXY, RO, UPSTREAM_CA), MASTERS)
         ),
     ]
     versions = {v["version"] for v in variants}
@@ -776,7 +776,7 @@ def test_payload_version_changes_with_content():
 
 
 @pytest.mark.parametrize(
-    "kind, mirrors_", [("partial", {}), ("final", None), ("transitional", None), (None, {})]
+    "kind, mirrors_", [("partial", {}), ("Final", None), ("Transitional", None), (None, {})]
 )
 def test_payload_rejects_bad_arguments(kind, mirrors_):
     with pytest.raises(ValueError):

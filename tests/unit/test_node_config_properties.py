@@ -154,7 +154,7 @@ def test_valid_params_render_safe_files(old, new, transition):
     rendered = node_config.render_hosts_toml(mirror_map)
     assert set(rendered) == set(mirror_map)
     check_rendered(rendered)
-    payload = node_config.containerd_payload("transitional" if transition else "final", mirror_map)
+    payload = node_config.containerd_payload("Transitional" if transition else "Final", mirror_map)
     assert payload["hosts"] == rendered
     assert payload == node_config.containerd_payload(payload["kind"], mirror_map)
 

@@ -28,17 +28,17 @@ def _secret(name, data, applied=False):
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
-def _state_secret(mode="Proxy", kind="final"):
+def _state_secret(mode="Proxy", kind="Final"):
     return _secret("registry-state", {
         "mode": mode, "target_mode": mode, "hash": "h",
         "conditions": yaml.safe_dump([{"type": "Ready", "status": "True"}]),
-        "state": json.dumps({"format": 1, "target_legacy": False, "registry_service": "node-services",
+        "state": json.dumps({"format": 1, "target_legacy": False, "registry_service": "NodeServices",
                              "ingress_enabled": False, "node_services_run": True,
                              "containerd_config": {"kind": kind, "version": "v"}}),
     })
 
 
-def _private(kind="final"):
+def _private(kind="Final"):
     return _secret("registry-private-state", {
         "target_params": json.dumps({"mode": "Proxy", "legacy": False, "host": "h", "path": "p"}),
         "actual_params": json.dumps({"mode": "Proxy", "ca": "c", "username": "ro", "password": "x"}),
@@ -67,7 +67,7 @@ def test_fresh_start_without_state():
         ({}, {"address": "registry.d8-system.svc:5001"}, "points at the module's fixed address"),
         ({"registry-state": {"name": "registry-state", "data": {"mode": "%%%"}}}, None, "cannot be decoded"),
         ({"registry-state": _state_secret()}, None, "registry-private-state is missing"),
-        ({"registry-state": _state_secret(), "registry-private-state": _private(kind="none")}, None,
+        ({"registry-state": _state_secret(), "registry-private-state": _private(kind="None")}, None,
          "published node configuration is missing"),
     ],
 )

@@ -549,3 +549,39 @@ def test_property_leaf_reuse(ca, pair, names, now):
         # A freshly issued leaf carries the SANs exactly, in the order given.
         assert _sans(load(leaf.cert)) == (dns, ips)
     assert_valid_leaf(ca, leaf.cert, leaf.key, dns, ips, now)
+
+
+# --- the metrics scraper's client certificate ------------------------------------------------
+
+
+def test_scraper_certificate_is_a_client_certificate_of_the_ca():
+    ca, _ = pki.ensure_ca(None, NOW)
+    scraper, reused = pki.ensure_scraper(ca, None, NOW)
+    assert not reused
+    cert = x509.load_pem_x509_certificate(scraper.cert.encode())
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.cert.encode()))
+    assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)] == ["registry-metrics-scraper"]
+    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    key = serialization.load_pem_private_key(scraper.key.encode(), None)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()
+
+
+def test_scraper_certificate_is_kept_until_the_ca_changes_or_it_expires():
+    ca, _ = pki.ensure_ca(None, NOW)
+    scraper, _ = pki.ensure_scraper(ca, None, NOW)
+    assert pki.ensure_scraper(ca, scraper.to_dict(), NOW + timedelta(days=365)) == (scraper, True)
+    other_ca, _ = pki.ensure_ca(None, NOW)
+    renewed, reused = pki.ensure_scraper(other_ca, scraper.to_dict(), NOW)
+    assert not reused and renewed != scraper
+    expiring, reused = pki.ensure_scraper(ca, scraper.to_dict(), NOW + pki.LEAF_VALIDITY - timedelta(days=1))
+    assert not reused and expiring != scraper
+
+
+def test_a_front_certificate_is_never_taken_for_the_scraper():
+    ca, _ = pki.ensure_ca(None, NOW)
+    leaf, _ = pki.ensure_leaf(ca, None, *pki.front_names("cluster.local", "10.0.0.1"), NOW)
+    scraper, reused = pki.ensure_scraper(ca, leaf, NOW)
+    assert not reused and scraper.cert != leaf.cert
+    assert pki.ensure_scraper(ca, {"cert": "garbage", "key": "garbage"}, NOW)[1] is False

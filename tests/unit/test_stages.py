@@ -135,7 +135,7 @@ def test_chained_scenario_walks_every_mode():
             assert live["address"] == "registry.deckhouse.ru" and live["path"] == "/deckhouse/ee"
         previous = step
     # back in legacy Unmanaged the module keeps publishing the final node config of the stored upstream
-    assert model.state["node_config"]["containerd"]["kind"] == "final"
+    assert model.state["node_config"]["containerd"]["kind"] == "Final"
     assert "registry.deckhouse.ru" in model.state["node_config"]["containerd"]["hosts"]
     assert "pki" not in model.state and "users" not in model.state
 
@@ -150,10 +150,10 @@ def test_every_switch_goes_through_transitional_config_before_final():
         kinds.append(outcome.state["node_config"]["containerd"]["kind"])
         if outcome.ready:
             break
-    assert "transitional" in kinds and kinds[-1] == "final"
-    first = kinds.index("transitional")
-    assert set(kinds[:first]) <= {"final"} and "final" in kinds[first:]
-    hosts = model.history[offset + kinds.index("transitional")].state["node_config"]["containerd"]["hosts"]
+    assert "Transitional" in kinds and kinds[-1] == "Final"
+    first = kinds.index("Transitional")
+    assert set(kinds[:first]) <= {"Final"} and "Final" in kinds[first:]
+    hosts = model.history[offset + kinds.index("Transitional")].state["node_config"]["containerd"]["hosts"]
     toml = hosts["registry.d8-system.svc:5001"]["hosts.toml"]
     # old path first: the proven Direct upstream keeps serving while the new path comes up
     assert toml.index("registry.deckhouse.ru") < toml.index("127.0.0.1:5001")
@@ -163,7 +163,7 @@ def test_fresh_cluster_in_legacy_stays_untouched():
     model = ClusterModel()
     outcome = model.run()
     assert outcome.ready and model.state["mode"] == "Unmanaged"
-    assert model.state["node_config"]["containerd"]["kind"] == "none"
+    assert model.state["node_config"]["containerd"]["kind"] == "None"
     assert outcome.registry_patch is None
     assert list(model.conditions()) == ["Ready"]
 
@@ -367,7 +367,7 @@ def test_bootstrap_freeze_holds_the_switch():
     outcome = stages.reconcile(model.state, inputs)
     ready = {c["type"]: c for c in outcome.state["conditions"]}["Ready"]
     assert ready["message"] == "Waiting for the cluster bootstrap to complete before switching to Direct"
-    assert outcome.state["node_config"]["containerd"]["kind"] == "none"
+    assert outcome.state["node_config"]["containerd"]["kind"] == "None"
 
 
 def test_no_secret_in_conditions_or_events():

@@ -16,13 +16,37 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from d8registry import loopback as lo
+from lib import pki
 
 pytestmark = pytest.mark.e2e
+
+DASHBOARDS = Path(__file__).resolve().parents[3] / "monitoring" / "grafana-dashboards"
+
+
+def _exprs(node) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["expr"]] if isinstance(node.get("expr"), str) else []
+        return found + [e for value in node.values() for e in _exprs(value)]
+    if isinstance(node, list):
+        return [e for value in node for e in _exprs(value)]
+    return []
+
+
+def _dashboard_distribution_metrics() -> set[str]:
+    """distribution's series the Grafana dashboards query (names starting with `registry_`)."""
+    return {name for path in DASHBOARDS.rglob("*.json") for expr in _exprs(json.loads(path.read_text()))
+            for name in re.findall(r"\b(registry_[a-z_]+)", expr)}
+
+
+DASHBOARD_DISTRIBUTION_METRICS = _dashboard_distribution_metrics()
 
 
 @pytest.fixture(autouse=True)
@@ -161,14 +185,41 @@ def test_tag_pagination_follows_the_upstream_path(proxy_env):
     assert second.status == 200 and b'"tags"' in second.body
 
 
-def test_metrics_listener_serves_only_metrics(proxy_env):
+def _pem_pair(directory, name, pair) -> tuple:
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    cert.write_text(pair["cert"] if isinstance(pair, dict) else pair.cert)
+    key.write_text(pair["key"] if isinstance(pair, dict) else pair.key)
+    return cert, key
+
+
+def test_metrics_listener_serves_only_metrics_to_the_scraper(proxy_env, tmp_path):
+    """The PodMonitor's client certificate reads distribution's metrics, the series the dashboard uses
+    included; no certificate, or another certificate of the module CA, reads nothing."""
     env = proxy_env
     replica = env.cluster.replicas[0]
     address = (replica.ip, replica.layout.metrics_port)
-    metrics = lo.https(address, "GET", "/metrics", env.cluster.ca_pem)
-    assert metrics.status == 200 and b"registry_" in metrics.body
-    assert lo.https(address, "GET", "/debug/pprof/", env.cluster.ca_pem).status == 404
-    assert lo.https(address, "POST", "/metrics", env.cluster.ca_pem).status == 403
+    ca = pki.KeyPair(env.cluster.state["pki"]["ca"]["cert"], env.cluster.state["pki"]["ca"]["key"])
+    scraper, _ = pki.ensure_scraper(ca, None, datetime.now(UTC))
+    scraper_files = _pem_pair(tmp_path, "scraper", scraper)
+    front_files = _pem_pair(tmp_path, "front", {"cert": replica.files["front.crt"], "key": replica.files["front.key"]})
+    # one pull through this replica first, so its request and pull-through series exist
+    ro = env.cluster.ro
+    assert lo.https(replica.front_address, "GET", f"/v2/system/deckhouse/manifests/{env.image.digest}",
+                    env.cluster.ca_pem, user=ro["name"], password=ro["password"],
+                    headers={"Accept": lo.OCI_MANIFEST}).status == 200
+
+    metrics = lo.https(address, "GET", "/metrics", env.cluster.ca_pem, client_cert=scraper_files)
+    assert metrics.status == 200
+    assert DASHBOARD_DISTRIBUTION_METRICS, "the dashboard queries distribution's metrics"
+    for name in DASHBOARD_DISTRIBUTION_METRICS:
+        assert f"\n{name}".encode() in metrics.body, name
+    # the dashboard counts pulls by distribution's handler names
+    assert re.search(rb'\nregistry_http_requests_total\{[^}]*handler="manifest"[^}]*method="get"', metrics.body), \
+        re.findall(rb"\nregistry_http_requests_total\{[^}]*\}", metrics.body)
+    assert lo.https(address, "GET", "/metrics", env.cluster.ca_pem).status == 400  # no certificate sent
+    assert lo.https(address, "GET", "/metrics", env.cluster.ca_pem, client_cert=front_files).status in (400, 403)
+    assert lo.https(address, "GET", "/debug/pprof/", env.cluster.ca_pem, client_cert=scraper_files).status == 404
+    assert lo.https(address, "POST", "/metrics", env.cluster.ca_pem, client_cert=scraper_files).status == 403
 
 
 def test_access_logs_hold_no_credentials_or_query_strings(proxy_env):

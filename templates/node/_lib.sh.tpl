@@ -1,3 +1,4 @@
+{{- define "registry_node_step_lib" -}}
 # Copyright 2026 Flant JSC
 #
 # Licensed under the Apache License, Version 2.0 (the "License");
@@ -174,3 +175,4 @@ d8reg_payload_json() {
   printf '%s' "${json}"
 }
 
+{{ end }}

@@ -1,3 +1,4 @@
+{{- define "registry_node_step_node_lb" -}}
 # Copyright 2026 Flant JSC
 #
 # Licensed under the Apache License, Version 2.0 (the "License");
@@ -145,3 +146,4 @@ if [[ ${want} != "$(d8reg_file_sha256 "${MANIFEST}")" ]]; then
   d8reg_put "${MANIFEST}" 600 "" d8reg_manifest_content
   d8reg_log "wrote ${MANIFEST#"${ROOT}"}"
 fi
+{{ end }}
