@@ -37,7 +37,7 @@ readonly CONFIG_PATH_VALUE='/etc/containerd/registry.d'
 readonly LABEL_KEY='node.deckhouse.io/containerd-config-registry'
 readonly VERSION_KEY='registry.deckhouse.io/version'
 
-# Shared helpers (d8reg_*) come from files/node/lib.sh, placed above this body by the chart.
+# Shared helpers (d8reg_*) come from templates/node/_lib.sh.tpl, placed above this body by the chart.
 
 # -------------------------------------------------------------------------------- config.toml reading
 

@@ -34,7 +34,7 @@ readonly MANIFEST="${MANIFESTS_DIR}/registry-proxy.yaml"
 # nginx in the pod runs as this user and reads its config from the host directory.
 readonly POD_OWNER='64535:64535'
 
-# Shared helpers (d8reg_*) come from files/node/lib.sh, placed above this body by the chart.
+# Shared helpers (d8reg_*) come from templates/node/_lib.sh.tpl, placed above this body by the chart.
 
 d8reg_valid_endpoint() {
   local re='^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3}):5001$' i

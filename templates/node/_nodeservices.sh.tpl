@@ -42,7 +42,7 @@ readonly MANIFEST_KEY='registry-nodeservices.yaml'
 readonly FILE_KEYS=(ca.crt front.crt upstream-ca.crt front.key nginx.conf htpasswd config.yaml regsync.yaml)
 readonly MAX_RESTART_DELAY=3600
 
-# Shared helpers (d8reg_*) come from files/node/lib.sh, placed above this body by the chart.
+# Shared helpers (d8reg_*) come from templates/node/_lib.sh.tpl, placed above this body by the chart.
 
 d8reg_key_path() {
   case "$1" in

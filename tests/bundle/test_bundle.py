@@ -67,7 +67,7 @@ def _hook_modules(module: Path) -> set[str]:
 # -- the tree ----------------------------------------------------------------------------------------------------------
 
 def test_the_tree_holds_what_the_bundle_image_holds_and_nothing_of_the_checkout(bundle):
-    assert _top_level(bundle) == {".helmignore", ".namespace", "Chart.yaml", "module.yaml", "docs", "files", "hooks",
+    assert _top_level(bundle) == {".helmignore", ".namespace", "Chart.yaml", "module.yaml", "docs", "hooks",
                                   "monitoring", "openapi", "templates", "images_digests.json", "version.json", "lib"}
     assert _top_level(bundle / "lib" / "python") == {PYTHON_VERSION}
     for rel in build_bundle.bundle_files(REPO):
@@ -98,9 +98,9 @@ def test_images_digests_name_every_image_the_chart_uses(bundle):
 
 def test_the_local_tree_follows_the_werf_bundle_stage():
     include, exclude = build_bundle.bundle_git_rules()
-    assert "hooks" in include and "templates" in include and "files" in include
+    assert "hooks" in include and "templates" in include
     files = build_bundle.bundle_files(REPO)
-    assert "templates/_helm_lib.tpl" in files and "files/node/lib.sh" in files and "docs/README.md" in files
+    assert "templates/_helm_lib.tpl" in files and "templates/node/_lib.sh.tpl" in files and "docs/README.md" in files
     assert not [f for f in files if f.split("/")[0] in {"tests", "cli", "bench", "tools", "images", ".ci"}]
     # the werf stage imports exactly what the script writes
     stage = (REPO / ".werf" / "stages" / "bundle.yaml").read_text()
@@ -216,8 +216,8 @@ def _helm_files(helm_bin: str, chart: Path, out: Path) -> dict[str, str]:
 
 def test_helm_loads_the_same_files_from_the_bundle_and_the_checkout(bundle, helm_bin, tmp_path):
     """Everything .helmignore leaves out of the chart is out of it in the bundle too (hooks, openapi, docs, the
-    Python runtime, images_digests.json), and Helm reads every chart file, files/node/*.sh included, from both."""
+    Python runtime, images_digests.json), and Helm reads every chart file, the node step bodies templates/node/_*.sh.tpl included, from both."""
     from_bundle = _helm_files(helm_bin, bundle, tmp_path / "bundle")
     assert from_bundle == _helm_files(helm_bin, REPO, tmp_path / "checkout")
-    assert "files/node/containerd.sh" in from_bundle and "templates/_helm_lib.tpl" in from_bundle
+    assert "templates/node/_containerd.sh.tpl" in from_bundle and "templates/_helm_lib.tpl" in from_bundle
     assert not [name for name in from_bundle if name.split("/")[0] in {"hooks", "lib", "openapi", "docs"}]

@@ -86,7 +86,7 @@ def test_bundle_stage_is_plain_yaml_with_the_module_files():
     [bundle] = [d for d in yaml.safe_load_all(text) if d]
     assert bundle["image"] == "bundle"
     include = set(bundle["git"][0]["includePaths"])
-    assert {"module.yaml", "Chart.yaml", "openapi", "templates", "files", "hooks", "monitoring", "docs/*.md"} <= include
+    assert {"module.yaml", "Chart.yaml", "openapi", "templates", "hooks", "monitoring", "docs/*.md"} <= include
     imported = {i["image"] for i in bundle["import"]}
     assert imported == {"images-digests-and-version", "python-dependencies"}
     stages = _all_text()

@@ -117,7 +117,7 @@ def _nginx_t(tmp_path, conf: str, files: dict[str, str]) -> None:
     root = tmp_path
     for directory in nginx_build.POD_DIRS:
         (root / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
-    for name in ("front.crt", "front.key"):
+    for name in ("ca.crt", "front.crt", "front.key", "upstream-ca.crt"):
         if name in files:
             (root / "pki" / name).write_text(files[name])
     if "htpasswd" in files:
@@ -134,7 +134,7 @@ def test_every_front_passes_nginx_t_of_the_image_build(rendered, variant, tmp_pa
     expected = 1 if VARIANTS[variant]["mode"] == "Direct" else 3  # the example cluster has three masters
     assert len(fronts) == expected, sorted(fronts)
     for index, (name, (conf, files)) in enumerate(sorted(fronts.items())):
-        assert {"front.crt", "front.key"} <= set(files), f"{name}: the front's TLS pair is not next to it"
+        assert {"ca.crt", "front.crt", "front.key"} <= set(files), f"{name}: the front's TLS pair or CA is not next to it"
         _nginx_t(tmp_path / str(index), conf, files)
 
 

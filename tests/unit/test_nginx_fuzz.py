@@ -99,7 +99,7 @@ def well_formed_ip(value: str) -> bool:
 
 
 def nginx_accepts(root: Path, files: dict[str, str], conf_name: str = "nginx.conf") -> None:
-    for name, directory in (("front.crt", "pki"), ("front.key", "pki"), ("htpasswd", "front")):
+    for name, directory in (("ca.crt", "pki"), ("front.crt", "pki"), ("front.key", "pki"), ("htpasswd", "front")):
         if name in files:
             (root / directory / name).write_text(files[name])
     conf = root / conf_name
