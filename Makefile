@@ -11,6 +11,7 @@ TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/d8registry/tools
 # Go tools, built from their Go modules at pinned versions.
 HELM_VERSION := v3.22.0
 DMT_VERSION := v0.1.64
+CONTAINERD2_VERSION := v2.4.2
 # Debian packages used by lint and tests (installed only when running as root and missing).
 DEBS := shellcheck nginx libnginx-mod-stream containerd jq
 
@@ -43,6 +44,8 @@ tools: $(TOOLS_BIN)/helm
 	@bash tools/build-go-tool.sh optional token-server github.com/docker/distribution/contrib/token-server v2.8.3+incompatible "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 	@# CRI client: the data-plane e2e tests pull through containerd's CRI API like kubelet (not ctr, SPEC 12.3)
 	@bash tools/build-go-tool.sh required crictl sigs.k8s.io/cri-tools/cmd/crictl v1.34.0 "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+	@# containerd 2.x (config version 3) for the node-step e2e tests; Debian's containerd is 1.6 (version 2)
+	@nice -n 10 bash tools/build-go-tool.sh required containerd2 github.com/containerd/containerd/v2/cmd/containerd $(CONTAINERD2_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)" "no_btrfs no_devmapper no_zfs"
 
 $(TOOLS_BIN)/helm:
 	bash tools/build-go-tool.sh required helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
