@@ -15,6 +15,7 @@ DMT_VERSION := v0.1.64
 NGINX_VERSION := 1.22.1
 # kube-apiserver + kubectl for the admission and rendered-object tests (tests/apiserver)
 KUBE_VERSION := v1.37.2
+CONTAINERD2_VERSION := v2.4.2
 # Debian packages used by lint and tests (installed only when running as root and missing).
 DEBS := shellcheck containerd jq build-essential libpcre2-dev libssl-dev etcd-server
 # failover faults: a private network namespace (ip), a drop rule in it (nft), who streams a layer (ss)
@@ -56,6 +57,8 @@ tools: $(TOOLS_BIN)/helm
 	@nice -n 10 bash tools/build-kube.sh $(KUBE_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 	@# Prometheus' rule engine: checks and unit-tests the alerts under monitoring/ (tests/monitoring)
 	@nice -n 10 bash tools/build-go-tool.sh required promtool github.com/prometheus/prometheus/cmd/promtool v0.316.0 "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+	@# containerd 2.x (config version 3) for the node-step e2e tests; Debian's containerd is 1.6 (version 2)
+	@nice -n 10 bash tools/build-go-tool.sh required containerd2 github.com/containerd/containerd/v2/cmd/containerd $(CONTAINERD2_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)" "no_btrfs no_devmapper no_zfs"
 
 $(TOOLS_BIN)/helm:
 	bash tools/build-go-tool.sh required helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"

@@ -14,17 +14,18 @@
 # limitations under the License.
 
 # Build a Go tool once per version into a cache outside the checkout and link it into .tools/bin.
-# Usage: build-go-tool.sh required|optional <name> <go package> <version> <cache dir> <bin dir>
+# Usage: build-go-tool.sh required|optional <name> <go package> <version> <cache dir> <bin dir> [build tags]
+# The optional seventh argument is passed to `go install -tags` (space-separated, as Go takes it).
 set -euo pipefail
 
-need=$1 name=$2 package=$3 version=$4 cache=$5 bindir=$6
+need=$1 name=$2 package=$3 version=$4 cache=$5 bindir=$6 tags=${7:-}
 target="$cache/$name-$version"
 mkdir -p "$bindir"
 
 if [ ! -x "$target/$name" ]; then
   echo "building $name $version from $package (cached in $target)"
   mkdir -p "$target.tmp"
-  if GOBIN="$target.tmp" go install "$package@$version" >"$target.tmp.log" 2>&1; then
+  if GOBIN="$target.tmp" go install ${tags:+-tags "$tags"} "$package@$version" >"$target.tmp.log" 2>&1; then
     built=$(find "$target.tmp" -maxdepth 1 -type f | head -n 1)
     mv "$built" "$target.tmp/$name" 2>/dev/null || true
     rm -rf "$target" && mv "$target.tmp" "$target"

@@ -11,18 +11,64 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""'up': a mode's data plane on loopback with the real binaries, and a pull through it."""
+"""'up': a mode's data plane on loopback with the real binaries, and a CRI pull through it.
+
+Every mode ends with containerd pulling over CRI (crictl), the daemon started from the config.toml and
+hosts dir the containerd node step wrote (d8registry.containerd_node). Secrets never go to stdout: the
+module CA and every generated credential are written to files in the work dir (credentials: mode 0600),
+and only their paths are printed.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
+from . import containerd_node as cn
 from . import loopback as lo
 
 
-def _pull_proxy(procs: lo.Processes, workdir, upstream, out) -> None:
+def _pull(node: cn.Node, ref: str, creds: str | None = None) -> float:
+    started = time.monotonic()
+    result = node.containerd.crictl("pull", *(["--creds", creds] if creds else []), ref)
+    took = time.monotonic() - started
+    if result.returncode != 0:
+        raise lo.Unavailable(f"CRI pull of {ref} failed: {result.stderr.strip()[-1500:]}")
+    return took
+
+
+def _write_secrets(workdir: Path, ca_pem: str, entries: dict[str, dict]) -> tuple[Path, Path]:
+    """The module CA (public, 0644) and the credentials (0600); returns both paths."""
+    ca = workdir / "module-ca.crt"
+    ca.write_text(ca_pem)
+    ca.chmod(0o644)
+    credentials = workdir / "credentials.json"
+    credentials.touch(mode=0o600)
+    credentials.chmod(0o600)  # before any secret is written
+    credentials.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    return ca, credentials
+
+
+def _print_secrets(out, ca: Path, credentials: Path, keep: bool) -> None:
+    print(f"  module CA: {ca}", file=out)
+    print(f"  generated credentials (mode 0600, never printed): {credentials}", file=out)
+    if not keep:
+        print("  (both live in the work dir, which is removed on stop; use --keep to read them)", file=out)
+
+
+def _upstream_url(upstream: lo.Upstream) -> str:
+    return f"{upstream.scheme.lower()}://{upstream.host}"
+
+
+def _upstream_creds(upstream: lo.Upstream) -> str | None:
+    return f"{upstream.username}:{upstream.password}" if upstream.auth != "none" else None
+
+
+def _proxy(procs: lo.Processes, workdir: Path, upstream: lo.Upstream, args, out) -> None:
     image = lo.make_image("up-proxy")
     lo.seed(upstream, image)
     cluster = lo.build_proxy_cluster(procs, workdir, upstream)
@@ -31,38 +77,86 @@ def _pull_proxy(procs: lo.Processes, workdir, upstream, out) -> None:
         print(f"  master {replica.name}: front https://{replica.front_address[0]}:{replica.front_address[1]}", file=out)
     cluster.start_lb()
     print(f"  node LB: 127.0.0.1:{cluster.lb_port} (nginx stream over the three fronts)", file=out)
-    containerd = lo.start_containerd(procs, workdir, cluster.hosts_dir)
+    ro = cluster.ro
+    ca, credentials = _write_secrets(workdir, cluster.ca_pem, {"ro": {"username": ro["name"], "password": ro["password"]}})
+    _print_secrets(out, ca, credentials, args.keep)
+    node = cn.start(procs, workdir / "node", cn.proxy_mirrors(cluster))
     ref = lo.image_ref(image.digest)
-    started = time.monotonic()
-    result = containerd.pull(ref)
-    took = time.monotonic() - started
-    if result.returncode != 0:
-        raise lo.Unavailable(f"pull of {ref} failed: {result.stderr.strip()}")
-    print(f"  pulled {ref} through hosts.toml -> LB -> master cache -> upstream in {took:.2f} s", file=out)
+    took = _pull(node, ref)
+    print(f"  containerd (CRI) pulled {ref} through hosts.toml -> LB -> master cache -> upstream in {took:.2f} s",
+          file=out)
 
 
-def _pull_direct(procs: lo.Processes, workdir, upstream, out) -> None:
+def _direct(procs: lo.Processes, workdir: Path, upstream: lo.Upstream, args, out) -> None:
     image = lo.make_image("up-direct")
     lo.seed(upstream, image)
-    replica, state = lo.build_incluster_proxy(procs, workdir, upstream)
+    # on 127.0.0.1, an address the in-cluster proxy's certificate names, so containerd can verify it
+    replica, state = lo.build_incluster_proxy(procs, workdir, upstream, ip="127.0.0.1")
     lo.start_replica(procs, replica)
-    user = {"user": upstream.username, "password": upstream.password} if upstream.auth != "none" else {}
-    answer = lo.https(replica.front_address, "GET", f"/v2/{lo.IMAGE_REPO}/manifests/{image.digest}",
-                      state["pki"]["ca"]["cert"], headers={"Accept": lo.OCI_MANIFEST}, **user)
-    if answer.status != 200:
-        raise lo.Unavailable(f"in-cluster proxy answered {answer.status} for system/deckhouse@{image.digest}")
-    print(f"  in-cluster proxy https://{replica.front_address[0]}:{replica.front_address[1]} serves "
-          f"system/deckhouse@{image.digest[:19]}… from the upstream's deckhouse/ee", file=out)
+    service = f"{replica.front_address[0]}:{replica.front_address[1]}"
+    print(f"  in-cluster proxy (the registry Service): https://{service}", file=out)
+    ca_pem = state["pki"]["ca"]["cert"]
+    ca, credentials = _write_secrets(workdir, ca_pem, {"upstream": {"username": upstream.username,
+                                                                    "password": upstream.password}}
+                                     if upstream.auth != "none" else {})
+    _print_secrets(out, ca, credentials, args.keep)
+    node_mirrors, _ = cn.upstream_mirrors(upstream, "Direct")
+    mirror_map = {**node_mirrors, service: [{"scheme": "https", "host": service, "ca": ca_pem}]}
+    node = cn.start(procs, workdir / "node", mirror_map)
+    creds = _upstream_creds(upstream)  # in-cluster clients use the upstream credentials (SPEC 5.6)
+    ref = f"{service}/{lo.IMAGE_REPO}@{image.digest}"
+    took = _pull(node, ref, creds)
+    print(f"  containerd (CRI) pulled {ref} through the in-cluster proxy from the upstream's "
+          f"{lo.UPSTREAM_PATH} in {took:.2f} s", file=out)
+    # The node path needs Deckhouse's containerd: vanilla ignores `rewrite` in hosts.toml.
+    fixed = lo.image_ref(image.digest)
+    result = node.containerd.crictl("pull", *(["--creds", creds] if creds else []), fixed)
+    if result.returncode == 0:
+        print(f"  node path: containerd pulled {fixed} through the rewrite hosts.toml", file=out)
+    else:
+        print(f"  node path: {fixed} needs Deckhouse's containerd (hosts.toml `rewrite`); this vanilla containerd "
+              "ignores the key and could not pull it, as expected (docs/FAQ.md, \"Which containerd builds does each "
+              "mode need?\")", file=out)
 
 
-def _local(procs: lo.Processes, workdir, out) -> None:
+def _push(replica: lo.Replica, ca_pem: str, user: dict, image: lo.Image, tag: str) -> None:
+    """A push through the Local front as `d8 mirror push` does it: blob uploads, then the manifest."""
+    who = {"user": user["name"], "password": user["password"]}
+    for digest, data in image.blobs.items():
+        started = lo.https(replica.front_address, "POST", f"/v2/{lo.IMAGE_REPO}/blobs/uploads/", ca_pem, **who)
+        if started.status != 202:
+            raise lo.Unavailable(f"Local front refused the upload: {started.status}")
+        location = urlsplit(started.headers["location"])
+        done = lo.https(replica.front_address, "PUT", f"{location.path}?{location.query}&digest={digest}", ca_pem,
+                        body=data, headers={"Content-Type": "application/octet-stream"}, **who)
+        if done.status != 201:
+            raise lo.Unavailable(f"Local front refused a blob: {done.status}")
+    answer = lo.https(replica.front_address, "PUT", f"/v2/{lo.IMAGE_REPO}/manifests/{tag}", ca_pem,
+                      body=image.manifest, headers={"Content-Type": lo.OCI_MANIFEST}, **who)
+    if answer.status != 201:
+        raise lo.Unavailable(f"Local front refused the manifest: {answer.status}")
+
+
+def _local(procs: lo.Processes, workdir: Path, args, out) -> None:
     replica, state = lo.build_local_replica(procs, workdir)
     lo.start_replica(procs, replica)
-    ro = state["users"]["ro"]
-    answer = lo.https(replica.front_address, "GET", "/v2/", state["pki"]["ca"]["cert"],
-                      user=ro["name"], password=ro["password"])
-    print(f"  Local master https://{replica.front_address[0]}:{replica.front_address[1]} answers /v2/ with "
-          f"{answer.status} for user ro (push with user rw)", file=out)
+    front = f"{replica.front_address[0]}:{replica.front_address[1]}"
+    print(f"  Local master front: https://{front}", file=out)
+    ca_pem = state["pki"]["ca"]["cert"]
+    users = {key: {"username": entry["name"], "password": entry["password"]} for key, entry in state["users"].items()}
+    ca, credentials = _write_secrets(workdir, ca_pem, users)
+    _print_secrets(out, ca, credentials, args.keep)
+    image = lo.make_image("up-local")
+    _push(replica, ca_pem, state["users"]["rw"], image, "v1")
+    print(f"  pushed {lo.IMAGE_REPO}@{image.digest[:19]}… with user rw", file=out)
+    params = lo.node_config.node_params({"mode": "Local"}, state["users"]["ro"], ca_pem)
+    # one master and no LB here: the node's mirror is that master's front
+    mirror_map = lo.node_config.mirrors(params, [], lb_endpoint=front)
+    node = cn.start(procs, workdir / "node", mirror_map)
+    ref = lo.image_ref(image.digest)
+    took = _pull(node, ref)
+    print(f"  containerd (CRI) pulled {ref} through hosts.toml (user ro) from the Local store in {took:.2f} s",
+          file=out)
 
 
 def up(args, out) -> int:
@@ -73,11 +167,11 @@ def up(args, out) -> int:
     try:
         print(f"Starting the {args.mode} data plane on loopback (work dir {workdir})", file=out, flush=True)
         if args.mode == "Local":
-            _local(procs, workdir, out)
+            _local(procs, workdir, args, out)
         else:
             upstream = lo.start_upstream(procs, workdir, args.upstream_auth)
-            print(f"  upstream registry: https://{upstream.host} ({args.upstream_auth} auth)", file=out)
-            (_pull_proxy if args.mode == "Proxy" else _pull_direct)(procs, workdir, upstream, out)
+            print(f"  upstream registry: {_upstream_url(upstream)} ({args.upstream_auth} auth)", file=out)
+            (_proxy if args.mode == "Proxy" else _direct)(procs, workdir, upstream, args, out)
         if args.keep:
             print("Up. Press Ctrl-C to stop.", file=out, flush=True)
             while not stop["now"]:

@@ -427,7 +427,8 @@ d8reg_check_candidate() {
   fi
   dump="$(containerd --config "${candidate}" config dump)" \
     || d8reg_die "containerd rejects config.toml with config_path; config.toml left unchanged"
-  if [[ ${dump} != *"config_path = \"${CONFIG_PATH_VALUE}\""* ]]; then
+  # containerd 1.x dumps TOML strings in double quotes, 2.x in single quotes
+  if [[ ${dump} != *"config_path = \"${CONFIG_PATH_VALUE}\""* && ${dump} != *"config_path = '${CONFIG_PATH_VALUE}'"* ]]; then
     d8reg_die "containerd does not see config_path in the candidate config.toml; config.toml left unchanged"
   fi
   local mirrors_re='registry\.mirrors\."'

@@ -128,13 +128,6 @@ def test_render_and_hook_subcommands(helm_bin):
     assert report["snapshots"]["beforeHelm"]["nodes"][0]["filterResult"]["name"] == "master-0"
 
 
-def test_up_direct_pulls_through_the_in_cluster_proxy_and_cleans_up(helm_bin):
-    proc = _cli("up", "--mode", "Direct", "--upstream-auth", "none", timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "serves system/deckhouse@sha256:" in proc.stdout
-    assert "Stopped every process and removed the work dir." in proc.stdout
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 from lib import node_config
 
-from .conftest import CONFIG_V2, CONFIG_V3, MARKER, mode, render_node_config, version_of
+from .conftest import CONFIG_V2, CONFIG_V3, MARKER, REPO, mode, render_node_config, version_of
 
 NGC = "d8-registry-containerd.sh"
 HOSTS = "etc/containerd/registry.d"
@@ -522,3 +522,17 @@ def test_hostile_node_name_fails_before_any_write(scenarios, make_node, name):
     assert proc.returncode == 1
     assert node.snapshot() == before
     assert node.mutating_calls() == []
+
+
+def test_v3_insertion_is_accepted_by_the_real_containerd_2(scenarios, make_node):
+    """The step's own candidate check with containerd 2.x (`make tools` builds it), whose dump quotes with '."""
+    containerd2 = REPO / ".tools" / "bin" / "containerd2"
+    if not containerd2.exists():
+        pytest.fail("containerd 2.x is missing: run `make tools`")
+    node = node_with(make_node, CONFIG_V3, name="worker-1", real_containerd=True)
+    (node.bin / "containerd").symlink_to(containerd2)
+    proc = node.run(scenarios["direct"].content(NGC))
+    assert proc.returncode == 0, proc.stderr
+    assert "not checked" not in proc.stderr, "containerd 2.x must have validated the candidate"
+    jsonschema.validate(tomllib.loads(node.read("etc/containerd/config.toml")), V3_KEY_PATH)
+    assert node.calls("systemctl") == [["restart", "containerd"]]

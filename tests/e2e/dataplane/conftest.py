@@ -21,6 +21,7 @@ import shutil
 from dataclasses import dataclass
 
 import pytest
+from d8registry import containerd_node
 from d8registry import loopback as lo
 
 TAGS = [f"v1.{n}" for n in range(5)]
@@ -81,8 +82,9 @@ def proxy_env(request):
         for replica in cluster.replicas:
             lo.start_replica(procs, replica)
         cluster.start_lb()
-        containerd = lo.start_containerd(procs, workdir, cluster.hosts_dir)
-        yield ProxyEnv(cluster, containerd, image)
+        # the node's containerd runs from the config.toml and hosts dir its containerd step wrote
+        node = containerd_node.start(procs, workdir / "node", containerd_node.proxy_mirrors(cluster))
+        yield ProxyEnv(cluster, node.containerd, image)
     except lo.Unavailable as exc:
         pytest.fail(str(exc))
     finally:

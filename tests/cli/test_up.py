@@ -1,0 +1,97 @@
+# Copyright 2026 Flant JSC
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""`d8registry up` as a user runs it: every mode ends with a CRI pull through containerd, the upstream is
+printed with its real scheme, and generated secrets are only ever in a 0600 file whose path is printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from d8registry import loopback as lo
+
+pytestmark = pytest.mark.e2e
+
+if os.geteuid() != 0:
+    pytest.skip("up runs containerd, which needs root; run the suite as root like CI", allow_module_level=True)
+
+
+def _up(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "d8registry", "up", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize(("mode", "auth"), [("Direct", "basic"), ("Direct", "none"), ("Proxy", "token"),
+                                            ("Proxy", "none"), ("Local", None)])
+def test_every_mode_pulls_through_containerd_cri(mode, auth):
+    proc = _up("--mode", mode, *(["--upstream-auth", auth] if auth else []))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert re.search(r"containerd \(CRI\) pulled \S+@sha256:[0-9a-f]{64} ", out), out
+    if auth is not None:
+        scheme = "http" if auth == "none" else "https"
+        assert re.search(rf"upstream registry: {scheme}://127\.0\.0\.1:\d+ \({auth} auth\)", out), out
+    if mode == "Direct":
+        assert "needs Deckhouse's containerd (hosts.toml `rewrite`)" in out, out
+    assert re.search(r"module CA: /tmp/d8up-\S+/module-ca\.crt", out), out
+    assert re.search(r"generated credentials \(mode 0600, never printed\): /tmp/d8up-\S+/credentials\.json", out), out
+    assert lo.UPSTREAM_PASSWORD not in out + proc.stderr
+    assert out.rstrip().endswith("Stopped every process and removed the work dir.")
+
+
+def _read_until(proc: subprocess.Popen, marker: str, timeout: float) -> str:
+    text = ""
+    deadline = time.monotonic() + timeout
+    while marker not in text:
+        left = deadline - time.monotonic()
+        assert left > 0 and proc.poll() is None, f"up did not print {marker!r}:\n{text}"
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 1.0))
+        if ready:
+            line = proc.stdout.readline()
+            text += line
+    return text
+
+
+def test_local_credentials_are_in_a_0600_file_that_works_and_never_on_stdout():
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "d8registry", "up", "--mode", "Local", "--keep"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    try:
+        out = _read_until(proc, "Up. Press Ctrl-C to stop.", 240)
+        credentials = Path(re.search(r"never printed\): (\S+)", out).group(1))
+        ca = Path(re.search(r"module CA: (\S+)", out).group(1))
+        front = re.search(r"Local master front: https://([0-9.]+):(\d+)", out)
+        assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+        users = json.loads(credentials.read_text())
+        assert set(users) == {"ro", "rw", "mirror_puller", "mirror_pusher"}
+        for entry in users.values():
+            assert entry["password"] not in out
+        ro = users["ro"]
+        answer = lo.https((front.group(1), int(front.group(2))), "GET", "/v2/", ca.read_text(), user=ro["username"],
+                          password=ro["password"])
+        assert answer.status == 200, "the file holds the credentials the running front accepts"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert "Stopped every process and removed the work dir." in rest
+    assert not credentials.exists()
