@@ -14,7 +14,7 @@
 """containerd as a node runs it: the containerd step edits the node's config.toml and places the hosts
 dir, then the daemon starts from exactly those files (SPEC 6.2-6.4, 12.3).
 
-A node is a temp dir `root`. The step (files/node/lib.sh + files/node/containerd.sh behind the chart's
+A node is a temp dir `root`. The step (templates/node/_lib.sh.tpl + _containerd.sh.tpl behind the chart's
 four-line header, payload from hooks/lib/node_config) runs with D8_REGISTRY_NODE_ROOT=root, as the node
 tests run it. What the step writes is never edited afterwards. Three things relocate the daemon into
 the test, none of them touching the registry part:
@@ -131,11 +131,20 @@ def go_json(value) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def chart_step_file(name: str) -> str:
+    """A node step file as the chart includes it: templates/node/_<name>.tpl without its define/end lines."""
+    text = (REPO / "templates" / "node" / f"_{name}.tpl").read_text()
+    first, rest = text.split("\n", 1)
+    if not (first.startswith("{{- define ") and rest.endswith("{{ end }}\n")):
+        raise ValueError(f"templates/node/_{name}.tpl is not one define block")
+    return rest.removesuffix("{{ end }}\n")
+
+
 def step_content(payload: dict) -> str:
     """The NodeGroupConfiguration content of d8-registry-containerd.sh as templates/node/ngc-containerd.yaml
     composes it (a node test compares the two)."""
     encoded = base64.b64encode(go_json(payload).encode()).decode()
-    body = (REPO / "files/node/lib.sh").read_text() + (REPO / "files/node/containerd.sh").read_text()
+    body = chart_step_file("lib.sh") + chart_step_file("containerd.sh")
     return (f"{STEP_HEADER}\nset -Eeuo pipefail\nreadonly D8REG_VERSION='{payload['version']}'\n"
             f"readonly D8REG_PAYLOAD='{encoded}'\n{body}")
 

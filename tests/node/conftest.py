@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 from d8registry import cluster as cluster_mod
-from d8registry import helm
+from d8registry import containerd_node, helm
 from d8registry.operator.module import ModuleHarness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,10 +49,7 @@ NGC_BODIES = {
 
 def node_file(name: str) -> str:
     """A node step file as the chart includes it: templates/node/_<name>.tpl without its define/end lines."""
-    text = (REPO / "templates" / "node" / f"_{name}.tpl").read_text()
-    first, rest = text.split("\n", 1)
-    assert first.startswith("{{- define ") and rest.endswith("{{ end }}\n"), name
-    return rest.removesuffix("{{ end }}\n")
+    return containerd_node.chart_step_file(name)
 
 
 HEADER_COMMENT = "# Managed by the Deckhouse registry module (d8-system). Do not edit."
