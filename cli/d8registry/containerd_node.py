@@ -38,6 +38,7 @@ binary itself, so the step's own candidate check (`containerd config dump`) runs
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
 import platform
@@ -48,6 +49,8 @@ from pathlib import Path
 
 from . import loopback as lo
 from .loopback import node_config
+
+enums = importlib.import_module("lib.enums")  # loopback has put hooks/ on sys.path
 
 REPO = lo.REPO
 STEP_HEADER = "# Managed by the Deckhouse registry module (d8-system). Do not edit."
@@ -283,7 +286,7 @@ def start(procs: lo.Processes, base: Path, mirror_map: dict, major: int = 1, nam
     """A node whose containerd step placed `mirror_map` (kind final) and whose daemon runs from the step's
     config.toml. Raises Unavailable when the step fails."""
     node = make_node(procs, base, major, name)
-    payload = node_config.containerd_payload("final", mirror_map)
+    payload = node_config.containerd_payload(enums.KIND_FINAL, mirror_map)
     result = node.run_step(payload, net_namespace=net_namespace)
     if result.returncode != 0:
         raise lo.Unavailable(f"the containerd step failed ({result.returncode}): {node.step_log[-3000:]}")

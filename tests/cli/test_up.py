@@ -60,21 +60,22 @@ def test_every_mode_pulls_through_containerd_cri(mode, auth):
 
 
 def _read_until(proc: subprocess.Popen, marker: str, timeout: float) -> str:
-    text = ""
+    # Raw reads on the descriptor: a buffered readline can pull the marker into Python's buffer, after which
+    # select() never reports the descriptor ready again and the marker is never seen.
+    data = b""
     deadline = time.monotonic() + timeout
-    while marker not in text:
+    while marker.encode() not in data:
         left = deadline - time.monotonic()
-        assert left > 0 and proc.poll() is None, f"up did not print {marker!r}:\n{text}"
+        assert left > 0 and proc.poll() is None, f"up did not print {marker!r}:\n{data.decode(errors='replace')}"
         ready, _, _ = select.select([proc.stdout], [], [], min(left, 1.0))
         if ready:
-            line = proc.stdout.readline()
-            text += line
-    return text
+            data += os.read(proc.stdout.fileno(), 65536)
+    return data.decode()
 
 
 def test_local_credentials_are_in_a_0600_file_that_works_and_never_on_stdout():
     proc = subprocess.Popen([sys.executable, "-u", "-m", "d8registry", "up", "--mode", "Local", "--keep"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         out = _read_until(proc, "Up. Press Ctrl-C to stop.", 240)
         credentials = Path(re.search(r"never printed\): (\S+)", out).group(1))
@@ -91,7 +92,7 @@ def test_local_credentials_are_in_a_0600_file_that_works_and_never_on_stdout():
         assert answer.status == 200, "the file holds the credentials the running front accepts"
     finally:
         proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=60)
+        rest = proc.communicate(timeout=60)[0].decode()
     assert proc.returncode == 0
     assert "Stopped every process and removed the work dir." in rest
     assert not credentials.exists()

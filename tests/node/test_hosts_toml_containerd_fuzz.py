@@ -35,7 +35,7 @@ from d8registry import containerd_node as cn
 from d8registry import loopback as lo
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from lib import node_config, pki, users
+from lib import enums, node_config, pki, users
 
 CAS = [pki.ensure_ca(None, datetime(2026, 11, 27, tzinfo=UTC))[0].cert for _ in range(2)]
 FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
@@ -88,8 +88,8 @@ def payloads(draw) -> tuple[dict, dict]:
     new = draw(mirror_maps())
     if draw(st.booleans()):
         merged = node_config.transitional(draw(mirror_maps()), new)
-        return node_config.containerd_payload("transitional", merged), merged
-    return node_config.containerd_payload("final", new), new
+        return node_config.containerd_payload(enums.KIND_TRANSITIONAL, merged), merged
+    return node_config.containerd_payload(enums.KIND_FINAL, new), new
 
 
 @pytest.fixture(scope="session", params=[1, 2], ids=["containerd1.6", "containerd2"])

@@ -17,7 +17,7 @@ NodeGroupConfiguration content byte for byte."""
 from __future__ import annotations
 
 from d8registry import containerd_node
-from lib import node_config
+from lib import enums, node_config
 
 from .conftest import render_node_config
 
@@ -28,6 +28,6 @@ def test_composed_step_is_the_chart_content(helm_bin):
     mirror_map = {node_config.FIXED_DIR: [{"scheme": "https", "host": "127.0.0.1:5001", "ca": CA,
                                            "header": {"Authorization": ["Basic cm86cA=="]}, "dial_timeout": "1s"}],
                   "nexus.example.com:8443": [{"scheme": "http", "host": "nexus.example.com:8443"}]}
-    payload = node_config.containerd_payload("transitional", mirror_map)
+    payload = node_config.containerd_payload(enums.KIND_TRANSITIONAL, mirror_map)
     rendered = render_node_config({"containerd": payload}).content("d8-registry-containerd.sh")
     assert containerd_node.step_content(payload) == rendered
