@@ -62,7 +62,27 @@ def world(sim: Simulator) -> dict:
         obj["metadata"].pop("resourceVersion", None)
         meta = obj["metadata"]
         objects["/".join((obj["kind"], meta.get("namespace", ""), meta["name"]))] = json.dumps(obj, sort_keys=True)
-    return {"objects": objects, "values": json.dumps(sim.harness.module_values, sort_keys=True)}
+    return {"objects": objects, "values": json.dumps(sim.harness.module_values, sort_keys=True),
+            "material": material(sim.state())}
+
+
+def material(state: dict) -> dict[str, str]:
+    """Generated secret material in the orchestrator state: CA, HTTP secret, passwords, leaf certs."""
+    out = {}
+    ca = (state.get("pki") or {}).get("ca") or {}
+    for key in ("cert", "key"):
+        if ca.get(key):
+            out[f"ca.{key}"] = ca[key]
+    if state.get("http_secret"):
+        out["http_secret"] = state["http_secret"]
+    for name, user in (state.get("users") or {}).items():
+        out[f"user.{name}"] = user.get("password", "")
+    for node, entry in ((state.get("node_services") or {}).get("nodes") or {}).items():
+        out[f"leaf.{node}"] = entry.get("files", {}).get("front.crt", "")
+    proxy = (state.get("incluster_proxy") or {}).get("files") or {}
+    if proxy.get("front.crt"):
+        out["leaf.incluster-proxy"] = proxy["front.crt"]
+    return out
 
 
 def differences(left: dict, right: dict) -> list[str]:
