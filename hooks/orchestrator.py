@@ -139,6 +139,8 @@ def _inputs(ctx, verdict, generation) -> stages.Inputs:
         live_registry=_live_registry(snaps),
         ngc_versions=snapshots.ngc_versions(snaps),
         checker_state=get_path(ctx.values, "registry.internal.checker.state", {}) or {},
+        checker_restored=bool(get_path(ctx.values, "registry.internal.checker.initialized", False)
+                              or (get_path(ctx.values, "registry.internal.checker.state", {}) or {}).get("version")),
         reusable_certs=_reusable_certs(snaps),
         lb_image=_lb_image(global_values),
         images=_images(global_values),

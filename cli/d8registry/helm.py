@@ -59,4 +59,6 @@ def render(module_dir: Path, values: dict, api_versions: tuple[str, ...] = API_V
         os.unlink(values_file)
     if proc.returncode != 0:
         raise HelmError(proc.stderr.strip())
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    # libyaml's loader: the same documents, an order of magnitude faster than the pure-Python one
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for doc in yaml.load_all(proc.stdout, Loader=loader) if doc]

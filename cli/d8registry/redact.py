@@ -42,3 +42,14 @@ def redact(data: Any, key: str | None = None) -> Any:
     if isinstance(data, str) and key in SECRET_KEYS:
         return marker(data)
     return data
+
+
+def redact_assignments(expression: str) -> str:
+    """A `--set` expression (`key=value,...`) with the values of secret keys replaced by markers."""
+    pairs = []
+    for pair in expression.split(","):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip().rsplit(".", 1)[-1] in SECRET_KEYS:
+            value = marker(value)
+        pairs.append(f"{key}{sep}{value}")
+    return ",".join(pairs)

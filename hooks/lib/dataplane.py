@@ -400,14 +400,13 @@ def incluster_proxy_files(upstream: dict, ca, http_secret: str, cluster_domain: 
                                            layout.distribution, layout.debug),
     }
     if authenticated:
-        # in-cluster clients present the upstream credentials (kubelet's pull secret stays valid)
-        previous_line = (previous_files or {}).get("htpasswd", "")
-        name, _, old_hash = previous_line.strip().partition(":")
-        password = upstream.get("password", "")
-        if name == upstream["username"] and old_hash and users_mod.verify_password(password, old_hash):
-            files["htpasswd"] = previous_line
-        else:
-            files["htpasswd"] = f"{upstream['username']}:{users_mod.hash_password(password)}\n"
+        # in-cluster clients present the upstream credentials (kubelet's pull secret stays valid).
+        # The salt is keyed by the HTTP secret, so the same credentials give the same file on every
+        # run and after a restart: no new version, no roll-out (SPEC 4.2, 4.10.2).
+        files["htpasswd"] = users_mod.htpasswd([{
+            "name": upstream["username"],
+            "password_hash": users_mod.keyed_hash(upstream.get("password", ""), http_secret, "incluster-proxy"),
+        }])
     if upstream.get("ca"):
         files["upstream-ca.crt"] = upstream["ca"]
     return files, reused

@@ -71,6 +71,17 @@ _DURATION_RE = re.compile(r"[0-9]{1,4}(?:ms|s|m)", re.ASCII)
 # Node params and mirrors (SPEC 4.6)
 
 
+UPSTREAM_KEYS = ("scheme", "host", "path", "ca", "username", "password", "ttl")
+
+
+def upstream_of(params: dict | None) -> dict | None:
+    """The upstream registry named by params (what a proxy pulls from), or None when there is none."""
+    if not isinstance(params, dict):
+        return None
+    out = {k: params[k] for k in UPSTREAM_KEYS if k in params}
+    return out if "host" in out else None
+
+
 def node_params(params: dict, ro_user: dict | None, module_ca: str | None) -> dict:
     """The part of params that decides node configuration; equal node params mean "nothing to roll out".
 

@@ -24,6 +24,7 @@ import binascii
 import json
 
 from . import deckhouse_registry, enums
+from . import node_config as node_config_mod
 
 USER_SECRETS = {
     "registry-user-ro": "ro",
@@ -54,10 +55,12 @@ def _json(secret: dict, key: str):
 
 
 def restore(secrets: dict[str, dict], live_registry: dict | None) -> dict:
-    """State rebuilt from the Secrets; an empty dict means a fresh start (legacy Unmanaged)."""
+    """State rebuilt from the Secrets; an empty dict means a fresh start (legacy Unmanaged, or the
+    installer's hand-off in registry-init, which the caller adopts)."""
     state_secret = secrets.get("registry-state")
     if state_secret is None:
-        if live_registry and live_registry.get("address") == deckhouse_registry.FIXED_ADDRESS:
+        at_fixed_address = bool(live_registry) and live_registry.get("address") == deckhouse_registry.FIXED_ADDRESS
+        if at_fixed_address and bootstrap_seed(secrets) is None:
             raise RestoreError("the Secret is absent while deckhouse-registry points at the module's fixed address")
         return {}
     try:
@@ -83,6 +86,8 @@ def restore(secrets: dict[str, dict], live_registry: dict | None) -> dict:
     try:
         params = {key: _json(private, f"{key}_params") for key in ("target", "actual", "unmanaged")}
         node_config = _json(private, "node_config") or {}
+        proxy_upstream = _json(private, "incluster_proxy_upstream")
+        services_source = _json(private, "node_services_source")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise RestoreError("Secret registry-private-state cannot be decoded") from None
     containerd = node_config.get("containerd")
@@ -99,10 +104,20 @@ def restore(secrets: dict[str, dict], live_registry: dict | None) -> dict:
         "conditions": [c for c in conditions if isinstance(c, dict)],
         "params": {key: value for key, value in params.items() if value},
         "node_config": node_config,
-        "node_services": {"run": bool(summary.get("node_services_run")), "nodes": {}},
+        "node_services": _node_services(summary, services_source, "node_services_source" in (private.get("data") or {}),
+                                        mode, target_mode or mode, params),
         "registry_service": enums.normalize_registry_service(summary.get("registry_service") or enums.SERVICE_NONE),
         "ingress_enabled": bool(summary.get("ingress_enabled")),
     }
+    # The running data plane is restored by its source and version; the orchestrator re-renders
+    # it from there, and the same inputs give the same files, so nothing restarts (SPEC 4.10.2).
+    proxy_version = summary.get("incluster_proxy_version") or ""
+    if proxy_version:
+        if not isinstance(proxy_upstream, dict) and mode == "Direct":
+            proxy_upstream = node_config_mod.upstream_of(params.get("unmanaged"))  # written before the key existed
+        if not isinstance(proxy_upstream, dict) or not proxy_upstream.get("host"):
+            raise RestoreError("the upstream of the running in-cluster proxy is missing from registry-private-state")
+        state["incluster_proxy"] = {"version": proxy_version, "upstream": proxy_upstream}
     pki_secret = secrets.get("registry-pki")
     if pki_secret is not None:
         try:
@@ -130,7 +145,33 @@ def restore(secrets: dict[str, dict], live_registry: dict | None) -> dict:
     users = {k: v for k, v in users.items() if all(v.values())}
     if users:
         state["users"] = users
+    running = state["node_services"].get("flavour") or "incluster_proxy" in state
+    if running and ("pki" not in state or "http_secret" not in state):
+        raise RestoreError("Secret registry-pki is missing while the module's data plane runs")
     return state
+
+
+def _node_services(summary: dict, source, stored: bool, mode: str, target_mode: str, params: dict) -> dict:
+    run = bool(summary.get("node_services_run"))
+    services: dict = {"run": run, "nodes": {}}
+    if not run:
+        return services
+    if not stored:
+        # written before the source was persisted: the mode in force or the target tells the flavour
+        flavour = mode if mode in ("Proxy", "Local") else target_mode if target_mode in ("Proxy", "Local") else None
+        upstream = None
+        if flavour == "Proxy":
+            upstream = node_config_mod.upstream_of(params.get("unmanaged") if mode == "Proxy" else None) \
+                or node_config_mod.upstream_of(params.get("target"))
+        source = {"flavour": flavour, "upstream": upstream} if flavour else None
+    if isinstance(source, dict) and source.get("flavour") in ("Proxy", "Local"):
+        services["flavour"] = source["flavour"]
+        if source["flavour"] == "Proxy":
+            upstream = source.get("upstream")
+            if not isinstance(upstream, dict) or not upstream.get("host"):
+                raise RestoreError("the upstream of the running node services is missing from registry-private-state")
+            services["upstream"] = upstream
+    return services
 
 
 def bootstrap_seed(secrets: dict[str, dict]) -> dict | None:

@@ -44,7 +44,6 @@ INCLUSTER_NAME = "registry-incluster-proxy"
 SERVICE_FOR = {"Direct": SERVICE_INCLUSTER_PROXY, "Proxy": SERVICE_NODE_SERVICES, "Local": SERVICE_NODE_SERVICES,
                "Unmanaged": SERVICE_NONE}
 USERS_FOR = {"Direct": (), "Proxy": ("ro",), "Local": ("ro", "rw", "mirror_puller", "mirror_pusher"), "Unmanaged": ()}
-UPSTREAM_KEYS = ("scheme", "host", "path", "ca", "username", "password")
 
 
 @dataclass
@@ -66,6 +65,9 @@ class Inputs:
     images: dict[str, str] = field(default_factory=dict)     # registry image name -> <base>@<digest>
     proxy_env: list[dict] = field(default_factory=list)      # cluster proxy variables for upstream-facing containers
     adopt: dict | None = None                   # CA and users from registry-init (installer hand-off)
+    # False until checker_init restored the checker's state in this process: addon-operator runs the
+    # orchestrator's Synchronization before the beforeHelm hooks, so it can see no checker state yet
+    checker_restored: bool = True
 
 
 @dataclass
@@ -89,6 +91,7 @@ class Run:
         self.registry_patch: dict | None = None
         self.checker_params: dict = idle_checker_params()
         self.done_text = ""
+        self.unknown = False        # a stage could not tell yet (checker state not restored)
         self.rendered_node_services = ""
         self.now = inputs.now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -104,7 +107,9 @@ class Run:
         before = cond.find(self.state.get("conditions", []), type_)
         self.state["conditions"] = cond.set_condition(
             self.state.get("conditions", []), type_, status, reason, message, self.inp.generation, self.now)
-        if status and (before is None or before.get("status") != "True") and type_ != "Ready":
+        # only stages become ready; Ready and ErrTransitionNotSupported are verdicts, not stages
+        if status and (before is None or before.get("status") != "True") \
+                and type_ not in ("Ready", "ErrTransitionNotSupported"):
             self.log("Stage ready", stage=type_, text=self.done_text or message)
 
     def masters(self) -> tuple[list[dataplane.Master], list[str]]:
@@ -136,13 +141,7 @@ class Run:
 
 # -- effective target ---------------------------------------------------------------------------
 
-def upstream_of(params: dict | None) -> dict | None:
-    if not params:
-        return None
-    out = {k: params[k] for k in UPSTREAM_KEYS if k in params}
-    if "ttl" in params:
-        out["ttl"] = params["ttl"]
-    return out if "host" in out else None
+upstream_of = node_config.upstream_of
 
 
 def effective_target(state: dict) -> dict | None:
@@ -195,19 +194,11 @@ def _mirrors_for(run: Run, node_params: dict | None) -> dict:
 # -- base rendering: what runs now ---------------------------------------------------------------
 
 def node_services_source(state: dict) -> tuple[str, dict | None] | None:
-    mode = state.get("mode")
-    if mode == "Proxy":
-        upstream = upstream_of(state["params"].get("unmanaged"))
-        if upstream is None and state["params"]["target"].get("mode") == "Proxy":
-            # adopted from the installer: no switch ran that would have recorded the upstream
-            upstream = upstream_of(state["params"]["target"])
-        return "Proxy", upstream
-    if mode == "Local":
-        return "Local", None
-    if state.get("node_services", {}).get("run") and state.get("target_mode") in ("Proxy", "Local"):
-        target = state["params"]["target"]
-        return target["mode"], upstream_of(target) if target["mode"] == "Proxy" else None
-    return None
+    """Flavour and upstream of the node services that run now, as the last rendering recorded them."""
+    services = state.get("node_services") or {}
+    if not services.get("run") or services.get("flavour") not in dataplane.FLAVOUR_USERS:
+        return None
+    return services["flavour"], services.get("upstream")
 
 
 def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
@@ -232,18 +223,24 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
         if not reused and not previous.get(master.name):
             run.log("Generating node certificate", node=master.name)
         nodes[master.name] = entry
-    run.state["node_services"] = {"run": True, "nodes": nodes}
+    # flavour and upstream are kept (and persisted) so a later run, or a restart, renders exactly
+    # what runs now even when the target has moved on (SPEC 4.10.2)
+    services = {"run": True, "nodes": nodes, "flavour": flavour}
+    if upstream:
+        services["upstream"] = copy.deepcopy(upstream)
+    run.state["node_services"] = services
 
 
 def render_incluster_proxy(run: Run, upstream: dict) -> None:
     ca = run.ca()
-    if ca is None:
+    if ca is None or not run.state.get("http_secret"):
         return
     previous = (run.state.get("incluster_proxy") or {}).get("files")
     files, _reused = dataplane.incluster_proxy_files(
-        upstream, ca, run.state.get("http_secret", ""), run.inp.cluster_domain, previous,
+        upstream, ca, run.state["http_secret"], run.inp.cluster_domain, previous,
         run.inp.reusable_certs.get("registry-incluster-proxy-config"), run.inp.now)
-    run.state["incluster_proxy"] = dataplane.with_version(files)
+    # the upstream is kept (and persisted) for the same reason as the node services' source
+    run.state["incluster_proxy"] = {**dataplane.with_version(files), "upstream": copy.deepcopy(upstream)}
 
 
 def uses_lb(mirror_map: dict) -> bool:
@@ -266,13 +263,14 @@ def publish_containerd(run: Run, kind: str, mirror_map: dict) -> dict:
 def render_base(run: Run) -> None:
     state = run.state
     state.setdefault("node_config", {}).setdefault("containerd", node_config.containerd_payload(KIND_NONE, None))
+    # what runs now is re-rendered from its recorded source (fresh certificates when due, new
+    # master addresses), never from the target: a stage moves it to the target when its turn comes
     source = node_services_source(state)
-    if source and state.get("node_services", {}).get("run", True):
+    if source:
         render_node_services(run, *source)
-    if state.get("mode") == "Direct":
-        upstream = upstream_of(state["params"].get("unmanaged"))
-        if upstream:
-            render_incluster_proxy(run, upstream)
+    running_upstream = (state.get("incluster_proxy") or {}).get("upstream")
+    if running_upstream:
+        render_incluster_proxy(run, running_upstream)
     state.setdefault("node_services", {"run": False, "nodes": {}})
     state.setdefault("registry_service", SERVICE_NONE)
     state.setdefault("ingress_enabled", False)
@@ -281,7 +279,7 @@ def render_base(run: Run) -> None:
 
 
 # -- stages --------------------------------------------------------------------------------------
-StageResult = tuple[bool, str]
+StageResult = tuple[bool | None, str]   # None: cannot tell yet, keep what is recorded
 
 
 def idle_checker_params() -> dict:
@@ -311,6 +309,10 @@ def checker_params(run: Run, target: dict) -> dict:
 
 def stage_checker(run: Run, target: dict) -> StageResult:
     run.checker_params = checker_params(run, target)
+    if not run.inp.checker_restored:
+        # not "not ready" but unknown: the run keeps every condition as it is and goes no further
+        # (SPEC 4.4: a status, and its lastTransitionTime, changes only on a real change)
+        return None, ""
     status = run.inp.checker_state or {}
     if status.get("version") != run.checker_params["version"]:
         return False, messages.CHECKER_INITIALIZING
@@ -458,11 +460,12 @@ def stage_switch(run: Run, target: dict) -> StageResult:
 def stage_final(run: Run, target: dict) -> StageResult:
     target_params = target_node_params(run, target)
     payload = publish_containerd(run, KIND_FINAL, _mirrors_for(run, target_params))
+    # From now on every node has the target's mirrors: in the transitional config it already runs
+    # or in the final one it is applying. The target is what all nodes share, so a revert or any
+    # next switch starts its transitional config from it (SPEC 4.9), even before Final completes.
+    run.params["actual"] = target_params
     ready, message = _nodes_at(run, payload["version"])
     run.done_text = messages.nodes_updated(len(run.inp.nodes), payload["version"])
-    if ready:
-        # only now do nodes use the target for sure; the next switch starts from here
-        run.params["actual"] = target_params
     return ready, message
 
 
@@ -480,7 +483,9 @@ def stage_cleanup_node_services(run: Run, target: dict) -> StageResult:
 
 
 def needs_incluster_cleanup(run: Run) -> bool:
-    return bool(run.state.get("incluster_proxy")) or run.inp.incluster is not None
+    # a cleanup that already started is evaluated to its end, so its condition cannot go stale
+    started = cond.find(run.state.get("conditions", []), "CleanupInClusterProxy") is not None
+    return bool(run.state.get("incluster_proxy")) or run.inp.incluster is not None or started
 
 
 def stage_cleanup_incluster(run: Run, target: dict) -> StageResult:
@@ -564,6 +569,9 @@ def run_pipeline(run: Run, target: dict) -> bool:
             continue
         run.done_text = ""
         ready, message = stage(run, target)
+        if ready is None:
+            run.unknown = True
+            return False
         if type_ is None:
             continue
         reason = cond.REASON_READY if type_ in ("RegistryContainsRequiredImages", "ContainerdConfigPreflightReady") else ""
@@ -595,6 +603,16 @@ def adopt(run: Run, seed: dict, target: dict) -> bool:
             run.params["actual"] = target_node_params(run, target)
         except ValueError:
             return False
+    # the installer's data plane runs for the target: the base renders it from this run on
+    if target["mode"] in ("Direct", "Proxy", "Local"):
+        state["http_secret"] = users_mod.ensure_http_secret(state.get("http_secret"))
+    if target["mode"] == "Direct" and upstream_of(target):
+        state["incluster_proxy"] = {"upstream": upstream_of(target)}
+    elif target["mode"] in ("Proxy", "Local"):
+        services = {"run": True, "nodes": {}, "flavour": target["mode"]}
+        if target["mode"] == "Proxy":
+            services["upstream"] = upstream_of(target)
+        state["node_services"] = services
     run.log("Adopted the installer's registry configuration", mode=target["mode"])
     return True
 
@@ -655,7 +673,7 @@ def reconcile(previous: dict, inputs: Inputs) -> Outcome:
             run.set_condition("Ready", False, cond.REASON_PROCESSING, messages.bootstrap_hold(target["mode"]))
         elif run_pipeline(run, target):
             run.set_condition("Ready", True, cond.REASON_READY, "")
-        else:
+        elif not run.unknown or cond.find(state["conditions"], "Ready") is None:
             run.set_condition("Ready", False, cond.REASON_PROCESSING, messages.transitioning(target["mode"]))
 
     if not verdict.valid:

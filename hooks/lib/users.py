@@ -71,6 +71,34 @@ def hash_password(password: str) -> str:
     return bcrypt.hashpw(_password_bytes(password), salt).decode("ascii")
 
 
+# bcrypt's own base64 alphabet (not RFC 4648): a salt is 22 of these characters for 16 bytes.
+_BCRYPT_B64 = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _bcrypt_b64(raw: bytes) -> str:
+    bits = int.from_bytes(raw, "big") << 4  # 128 bits padded to 132 = 22 six-bit characters
+    return "".join(_BCRYPT_B64[(bits >> (6 * i)) & 63] for i in reversed(range(22)))
+
+
+def keyed_hash(password: str, key: str, context: str) -> str:
+    """A bcrypt hash whose salt is derived from `key` (secret material the module keeps, e.g. the
+    HTTP secret): the same password gives the same hash on every run and after every restart, so
+    files carrying it do not change (SPEC 4.2, 4.10.2), while the salt stays unknown to outsiders."""
+    import hashlib
+    import hmac
+
+    if not isinstance(password, str) or not password:
+        raise ValueError("users: a password must be a non-empty string")
+    if not isinstance(key, str) or not key:
+        raise ValueError("users: a keyed hash needs secret key material")
+    raw = _password_bytes(password)
+    digest = hmac.new(key.encode("utf-8"), context.encode("utf-8") + b"\x00" + raw, hashlib.sha256).digest()
+    import bcrypt
+
+    salt = f"{OWN_HASH_PREFIX}{_bcrypt_b64(digest[:16])}".encode("ascii")
+    return bcrypt.hashpw(raw, salt).decode("ascii")
+
+
 def verify_password(password: str, password_hash: str) -> bool:
     """True when the hash (`$2a$`/`$2b$`/`$2y$`) matches; garbage of any kind is simply False."""
     if not isinstance(password, str) or not isinstance(password_hash, str):

@@ -177,3 +177,17 @@ def test_not_ready_node_holds_the_node_stages(helm_bin):
     recovered = next(i for i, line in enumerate(lines) if "node worker-0 becomes Ready" in line)
     converged = next(i for i, line in enumerate(lines) if "TransitionContainerdConfigReady=True" in line)
     assert recovered < converged, "nodes converge only after the NotReady node is back"
+
+
+def test_credential_change_in_direct_converges(helm_bin):
+    """A new license in Direct is a real transition (SPEC 4.3.2) that finishes, and the header of the
+    switch does not echo the license given on the command line (SPEC 10.1)."""
+    proc = _cli("simulate", "--in-process", "--json", "--max-ticks", "30", "--set", "mode=Direct",
+                "--set", "mode=Direct,direct.license=other-license-0001")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [step["outcome"] for step in _summary(proc)] == ["ready", "ready"]
+    proc = _cli("simulate", "--in-process", "--max-ticks", "30", "--set", "mode=Direct",
+                "--set", "mode=Direct,direct.license=other-license-0001")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "=== mode=Direct,direct.license=<redacted sha256:" in proc.stdout
+    assert "other-license-0001" not in proc.stdout + proc.stderr

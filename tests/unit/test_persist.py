@@ -51,10 +51,41 @@ def test_round_trip_of_a_running_proxy():
                                       _secret("registry-pki", {"ca.crt": "C", "ca.key": "K", "http_secret": "S"}),
                                       _secret("registry-user-ro", {"name": "ro", "password": "P", "passwordHash": "H"}))}
     state = persist.restore(secrets, None)
-    assert state["mode"] == "Proxy" and state["node_services"] == {"run": True, "nodes": {}}
+    # written before the source was persisted: the Proxy in force with its target upstream
+    assert state["mode"] == "Proxy" and state["node_services"] == {
+        "run": True, "nodes": {}, "flavour": "Proxy", "upstream": {"host": "h", "path": "p"}}
     assert state["params"]["actual"]["username"] == "ro"
     assert state["pki"] == {"ca": {"cert": "C", "key": "K"}} and state["http_secret"] == "S"
     assert state["users"] == {"ro": {"name": "ro", "password": "P", "password_hash": "H"}}
+
+
+def test_stored_sources_of_the_running_data_plane_are_restored():
+    private = _private()
+    private["data"]["node_services_source"] = base64.b64encode(json.dumps(
+        {"flavour": "Proxy", "upstream": {"host": "old", "path": "q"}}).encode()).decode()
+    private["data"]["incluster_proxy_upstream"] = base64.b64encode(json.dumps(
+        {"host": "up", "path": "r", "username": "u", "password": "p"}).encode()).decode()
+    state_secret = _state_secret()
+    summary = json.loads(base64.b64decode(state_secret["data"]["state"]))
+    summary["incluster_proxy_version"] = "pv"
+    state_secret["data"]["state"] = base64.b64encode(json.dumps(summary).encode()).decode()
+    secrets = {s["name"]: s for s in (state_secret, private,
+                                      _secret("registry-pki", {"ca.crt": "C", "ca.key": "K", "http_secret": "S"}))}
+    state = persist.restore(secrets, None)
+    assert state["node_services"]["upstream"] == {"host": "old", "path": "q"}
+    assert state["incluster_proxy"] == {"version": "pv", "upstream": {"host": "up", "path": "r", "username": "u",
+                                                                      "password": "p"}}
+    del secrets["registry-pki"]
+    with pytest.raises(persist.RestoreError, match="registry-pki is missing"):
+        persist.restore(secrets, None)
+
+
+def test_installer_hand_off_at_the_fixed_address_is_not_refused():
+    init = _secret("registry-init", {"config": yaml.safe_dump({"ca": {"cert": "C", "key": "K"}})})
+    assert persist.restore({"registry-init": init}, {"address": "registry.d8-system.svc:5001"}) == {}
+    init["applied"] = True
+    with pytest.raises(persist.RestoreError, match="fixed address"):
+        persist.restore({"registry-init": init}, {"address": "registry.d8-system.svc:5001"})
 
 
 def test_fresh_start_without_state():

@@ -372,3 +372,14 @@ def test_htpasswd_rejects_unsafe_entries_without_echoing_them(entries):
         users.htpasswd(entries)
     message = str(raised.value)
     assert "secretname" not in message and PASSWORD not in message and "$2b$" not in message
+
+
+def test_keyed_hash_is_stable_verifies_and_depends_on_the_key():
+    first = users.keyed_hash("upstream-password", "http-secret-a", "incluster-proxy")
+    assert first == users.keyed_hash("upstream-password", "http-secret-a", "incluster-proxy")
+    assert users.verify_password("upstream-password", first)
+    assert not users.verify_password("other-password", first)
+    assert first != users.keyed_hash("upstream-password", "http-secret-b", "incluster-proxy")
+    assert first != users.keyed_hash("upstream-password", "http-secret-a", "another-use")
+    with pytest.raises(ValueError):
+        users.keyed_hash("upstream-password", "", "incluster-proxy")

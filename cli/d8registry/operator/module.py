@@ -95,6 +95,12 @@ class ModuleHarness:
             if contexts:
                 self.run(hook, contexts)
 
+    def start(self) -> None:
+        """What addon-operator does when it starts: the Synchronization run of every kube hook
+        (as its informers come up), then the module run with the beforeHelm hooks by order."""
+        self.synchronize()
+        self.before_helm()
+
     def _phase(self, phase: str) -> None:
         ordered = []
         for hook in self.hooks():

@@ -83,7 +83,14 @@ def _set_ready(obj: dict, ready: bool) -> None:
     status["conditions"] = conditions
 
 
+class NotIdempotent(AssertionError):
+    """A module run repeated on its own output changed something (SPEC 4.2)."""
+
+
 class Simulator:
+    # on in every simulation: each module run is repeated on its own output and must change nothing
+    check_idempotence = True
+
     def __init__(self, module_dir: Path, cluster: Cluster, *, workdir: Path | None = None,
                  in_process: bool = False, faults: Faults | None = None, progress=None,
                  registry_hosts: list[str] | None = None):
@@ -167,8 +174,11 @@ class Simulator:
                       else "[plugins.'io.containerd.cri.v1.images'.registry]")
             config = f"version = {version}\n\n{plugin}\n"
             if name in self.faults.custom_containerd:
-                config += '  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]\n' \
-                          '    endpoint = ["https://mirror.example.com"]\n'
+                # a user's mirror table in the layout of this node's containerd; the node-manager
+                # already reports it, so the label says custom before any step of ours has run
+                config += f'  {plugin[:-1]}.mirrors."docker.io"]\n    endpoint = ["https://mirror.example.com"]\n'
+                node["metadata"].setdefault("labels", {})["node.deckhouse.io/containerd-config-registry"] = "custom"
+                self.store.apply(node)
             (root / "etc/containerd/config.toml").write_text(config)
 
     # -- timeline ------------------------------------------------------------------------------------
@@ -255,13 +265,20 @@ class Simulator:
         self.harness.objects = self.store.objects()
         self.harness.env.update(self._hook_env())
         if not self._started:
+            # addon-operator on start: the Synchronization run of every kube hook, then the module
+            # run with its beforeHelm hooks (orchestrator before checker_init restored anything)
             self.harness.synchronize()
             self._apply_kube_ops()
             self._snapshot_changes()
+            self.harness.objects = self.store.objects()
             self._started = True
+        seen = self.harness.objects
+        ops_before = len(self.harness.kube_operations)
         self.harness.before_helm()
-        self._apply_kube_ops()
         rendered = helm.render(self.module_dir, self.harness.helm_values())
+        if self.check_idempotence:
+            self._check_idempotence(seen, ops_before, rendered)
+        self._apply_kube_ops()
         keys = set()
         for obj in rendered:
             obj.setdefault("metadata", {}).setdefault("labels", {})
@@ -275,6 +292,32 @@ class Simulator:
         self.helm_keys = keys
         self.harness.after_helm()
         self._apply_kube_ops()
+
+    def _check_idempotence(self, seen: list[dict], ops_before: int, rendered: list[dict]) -> None:
+        """Hooks are pure functions of snapshots and values (SPEC 4.2): a second module run on the
+        same snapshots and on the values the first one produced must give byte-identical values,
+        Kubernetes operations and rendered objects. Anything else fails the simulation loudly."""
+        def canonical(obj) -> str:
+            return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+        first_values = canonical(self.harness.module_values)
+        first_ops = canonical(self.harness.kube_operations[ops_before:])
+        first_rendered = canonical(rendered)
+        self.harness.objects = seen
+        ops_mark = len(self.harness.kube_operations)
+        self.harness.before_helm()
+        second_ops = canonical(self.harness.kube_operations[ops_mark:])
+        del self.harness.kube_operations[ops_mark:]
+        problems = []
+        if canonical(self.harness.module_values) != first_values:
+            problems.append("values")
+        if second_ops != first_ops:
+            problems.append("Kubernetes operations")
+        if not problems and canonical(helm.render(self.module_dir, self.harness.helm_values())) != first_rendered:
+            problems.append("rendered objects")
+        if problems:
+            raise NotIdempotent(f"tick {self.tick}: a second module run on unchanged inputs changed "
+                                f"{', '.join(problems)}")
 
     # -- controllers -----------------------------------------------------------------------------------
     def _deckhouse(self) -> None:
@@ -422,12 +465,48 @@ class Simulator:
                 self.store.apply(node)
                 self.note("fault", f"node {name} becomes Ready")
         if self.tick in self.faults.restart_deckhouse:
-            self.note("fault", "Deckhouse restarts: module values are wiped")
-            self.harness.module_values = {}
-            from ..operator.values_rules import validate_module_values
+            self.restart_deckhouse()
 
-            self.harness.module_values = validate_module_values(self.harness.openapi_dir, {})
-            self._started = False
+    def restart_deckhouse(self) -> None:
+        """A new deckhouse-controller process: module values are gone, the cluster stays."""
+        self.note("fault", "Deckhouse restarts: module values are wiped")
+        from ..operator.values_rules import validate_module_values
+
+        self.harness.module_values = validate_module_values(self.harness.openapi_dir, {})
+        self._started = False
+
+    # -- checkpoints: the whole simulated world at one moment, to branch from ------------------------
+    _CHECKPOINTED = ("tick", "now", "seen", "helm_keys", "applied_ngc", "pod_ready_at", "timeline", "module_runs",
+                     "_last_conditions", "_started", "globals")
+
+    def checkpoint(self, directory: Path) -> dict:
+        """Everything the next ticks depend on: objects, values, models' memory and node roots."""
+        import shutil
+
+        directory = Path(directory)
+        shutil.copytree(self.workdir / "nodes", directory / "nodes", symlinks=True)
+        return {
+            "dir": directory,
+            "store": copy.deepcopy(self.store),
+            "values": copy.deepcopy(self.harness.module_values),
+            "fields": copy.deepcopy({name: getattr(self, name) for name in self._CHECKPOINTED}),
+            "local_filled": self.registries.local_filled,
+        }
+
+    def restore(self, point: dict) -> None:
+        import shutil
+
+        shutil.rmtree(self.workdir / "nodes")
+        shutil.copytree(point["dir"] / "nodes", self.workdir / "nodes", symlinks=True)
+        self.store = copy.deepcopy(point["store"])
+        for name, value in copy.deepcopy(point["fields"]).items():
+            setattr(self, name, value)
+        self.harness.module_values = copy.deepcopy(point["values"])
+        self.harness.global_values = self.globals
+        self.harness.kube_operations.clear()
+        self.harness.results.clear()
+        self._kube_ops_done = 0
+        self.registries.local_filled = point["local_filled"]
 
     # -- loop ------------------------------------------------------------------------------------------
     def step(self) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cluster import Cluster
+from ..redact import redact_assignments
 from . import report
 from .engine import Faults, Simulator
 from .scenario import ScenarioError, load_settings_file, settings_from_set
@@ -103,7 +104,7 @@ def simulate(args, cluster: Cluster, out, default: list[str]) -> int:
         for request, registry in steps:
             target = (registry or {}).get("mode", "Unmanaged") if registry is not None else "Unmanaged (non-configurable)"
             if not args.json:
-                print(f"\n=== {request}: switch to {target}", file=out, flush=True)
+                print(f"\n=== {redact_assignments(request)}: switch to {target}", file=out, flush=True)
             results.append(run_step(sim, request, registry, target, args))
             if not args.json:
                 result = results[-1]
@@ -154,6 +155,6 @@ def run_step(sim: Simulator, request: str, registry: dict | None, target: str, a
                 and state.get("mode") == wanted[0]:
             outcome = "ready"
             break
-    return StepResult(request=request, target=target, outcome=outcome, ticks=sim.tick - ticks_before,
+    return StepResult(request=redact_assignments(request), target=target, outcome=outcome, ticks=sim.tick - ticks_before,
                       module_runs=sim.module_runs - runs_before, seconds=time.monotonic() - started,
                       conditions=sim.state().get("conditions", []))
