@@ -31,6 +31,10 @@ from lib import admission, messages, settings, transitions
 
 from .conftest import denial
 
+# The policy objects are applied server-side, as test_rendered_objects applies them later in the same server:
+# a client-side apply leaves a last-applied annotation that a server-side apply then conflicts on.
+SERVER_SIDE = ("--server-side", "--force-conflicts")
+
 POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 # how long a params or policy change may take to reach the admission plugin (bounded in count and time)
 EVENTUAL_TRIES, EVENTUAL_SECONDS = 200, 60
@@ -131,7 +135,7 @@ class Admission:
             return
         for flag in (not bootstrapped, bootstrapped):
             params = self.render_params(state, cluster_type=cluster_type, bootstrapped=flag)
-            self.server.apply(params)
+            self.server.apply(params, *SERVER_SIDE)
             expected = None if flag else messages.ADMISSION_BOOTSTRAP
             assert self.eventually(self._probe, expected) == expected, "params change never reached the policy"
         self.data = params["data"]
@@ -155,7 +159,7 @@ def adm(apiserver, repo_root, helm_bin):
     values = run_module(repo_root, None).helm_values()
     rendered = helm.render(repo_root, values)
     handle = Admission(apiserver, repo_root, rendered, values)
-    apiserver.apply(handle.policies)
+    apiserver.apply(handle.policies, *SERVER_SIDE)
     handle.try_registry(None)  # the cluster's ModuleConfig 'deckhouse' exists from the installer on
     handle.set_state(MATRIX_FROM["Unmanaged (legacy)"])
     return handle
@@ -271,7 +275,7 @@ def test_unrelated_edit_is_not_blocked_by_an_old_invalid_value(adm, apiserver):
     apiserver.kubectl("delete", "validatingadmissionpolicybinding", "registry-moduleconfig-deckhouse")
     assert adm.eventually(lambda: adm.try_registry(invalid, dry_run=True), None) is None
     assert adm.try_registry(invalid) is None
-    apiserver.apply(binding)
+    apiserver.apply(binding, *SERVER_SIDE)
     assert adm.eventually(lambda: adm.try_registry({"mode": "Bogus"}, dry_run=True),
                           messages.ADMISSION_MODE_ENUM) == messages.ADMISSION_MODE_ENUM
     assert adm.try_registry(invalid, bundle="Default") is None
