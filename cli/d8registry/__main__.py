@@ -113,6 +113,10 @@ def cmd_hook(args) -> int:
     from .operator import bindings
 
     cluster = _load_cluster(args)
+    if args.snapshots:
+        from .snapshots import replay
+
+        return replay(MODULE_DIR, cluster, args, sys.stdout)
     harness = ModuleHarness(MODULE_DIR, cluster.objects, cluster.globals)
     if args.values:
         harness.module_values = values_rules.validate_module_values(
@@ -204,7 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(hook)
     hook.add_argument("name", help="hook file name, e.g. orchestrator")
     hook.add_argument("--binding-context", metavar="FILE")
-    hook.add_argument("--values", metavar="FILE")
+    hook.add_argument("--snapshots", metavar="FILE", help="addon-operator's snapshot dump (JSON or YAML) of a real "
+                                                          "cluster: `deckhouse-controller module snapshots registry -o json`")
+    hook.add_argument("--values", metavar="FILE", help="module values (`deckhouse-controller module values registry -o json`)")
+    hook.add_argument("--globals", metavar="FILE", help="global values (default: the --cluster file's globals)")
+    hook.add_argument("--json", action="store_true", help="with --snapshots: machine-readable report")
     hook.add_argument("--show-secrets", action="store_true")
 
     status = sub.add_parser("status", help="conditions, nodes and checker progress")
@@ -235,11 +243,19 @@ def _status_error():
     return StatusError
 
 
+def _input_errors() -> tuple:
+    from .live import LiveError
+    from .snapshots import SnapshotDumpError
+
+    return SnapshotDumpError, LiveError
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, scenario.ScenarioError, cluster_mod.ClusterError, _status_error()) as exc:
+    except (UsageError, scenario.ScenarioError, cluster_mod.ClusterError, _status_error(),
+            *_input_errors()) as exc:
         print(f"d8registry: {exc}", file=sys.stderr)
         return 2
     except (protocol.HookFailed, protocol.HookConfigError, values_rules.ValuesPatchError,
