@@ -148,7 +148,12 @@ def cmd_status(args) -> int:
 def cmd_plan(args) -> int:
     from .plan import plan
 
-    cluster = _load_cluster(args)
+    if args.live:
+        from .live import read_cluster
+
+        cluster = read_cluster(args)
+    else:
+        cluster = _load_cluster(args)
     registry = _registry_settings(args, cluster)
     if registry is None and not (args.settings or args.set):
         raise UsageError("plan needs the target: --set mode=... or --settings <file>")
@@ -187,6 +192,17 @@ def _simulate_options(parser: argparse.ArgumentParser) -> None:
                                                           "usable as --cluster or status --dump")
 
 
+def _kube_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", metavar="FILE", help="with --live: kubeconfig (default: kubectl's own)")
+    parser.add_argument("--context", metavar="NAME", help="with --live: kubeconfig context (default: current)")
+
+
+def cmd_dump(args) -> int:
+    from .live import dump
+
+    return dump(args, sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="d8registry", description=(__doc__ or "").strip().splitlines()[0])
     _simulate_options(parser)
@@ -219,11 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--dump", metavar="FILE", help="cluster dump (the format of --cluster)")
     status.add_argument("--live", action="store_true", help="read the cluster through kubectl")
     status.add_argument("-v", "--verbose", action="store_true", help="every line of every message")
+    _kube_options(status)
 
     plan = sub.add_parser("plan", help="what a switch will do, before doing it")
     _common(plan)
     plan.add_argument("--set", action="append", metavar="KEY=VALUE")
     plan.add_argument("--settings", metavar="FILE")
+    plan.add_argument("--live", action="store_true", help="plan on the cluster read through kubectl")
+    _kube_options(plan)
+    plan.add_argument("--globals", metavar="FILE", help="with --live: global values instead of the ones read "
+                                                        "from the cluster")
+
+    dump = sub.add_parser("dump", help="write the cluster the module sees in the simulator's format")
+    dump.add_argument("--live", action="store_true", help="read the cluster through kubectl (required)")
+    _kube_options(dump)
+    dump.add_argument("-o", "--output", metavar="FILE", default="-", help="cluster YAML for --cluster (default stdout)")
+    dump.add_argument("--globals", metavar="FILE", help="global values instead of the ones read from the cluster")
+    dump.add_argument("--show-secrets", action="store_true",
+                      help="keep secret values (default: placeholders that still simulate)")
 
     up = sub.add_parser("up", help="bring a mode's data plane up on loopback and pull through it")
     up.add_argument("--mode", choices=["Direct", "Proxy", "Local"], default="Proxy")
@@ -234,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {None: cmd_simulate, "simulate": cmd_simulate, "render": cmd_render, "hook": cmd_hook,
-            "status": cmd_status, "plan": cmd_plan, "up": cmd_up}
+            "status": cmd_status, "plan": cmd_plan, "up": cmd_up,
+            "dump": cmd_dump}
 
 
 def _status_error():

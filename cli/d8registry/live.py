@@ -53,14 +53,19 @@ class LiveError(ValueError):
 
 
 def _kubectl_bin() -> str:
-    """kubectl from `make tools` (.tools/bin) when the checkout has it, else the one on PATH."""
+    """$D8REGISTRY_KUBECTL, else kubectl on PATH, else the one `make tools` builds into .tools/bin."""
+    chosen = os.environ.get("D8REGISTRY_KUBECTL")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise LiveError(f"D8REGISTRY_KUBECTL={chosen} is not an executable")
+        return chosen
+    found = shutil.which("kubectl")
+    if found:
+        return found
     local = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
     if local.exists():
         return str(local)
-    found = shutil.which("kubectl")
-    if not found:
-        raise LiveError("kubectl is not installed (run `make tools`, or put kubectl on PATH)")
-    return found
+    raise LiveError("kubectl is not installed (put it on PATH, or run `make tools` for .tools/bin/kubectl)")
 
 
 class Kubectl:
@@ -169,11 +174,13 @@ def read_globals(kubectl: Kubectl, objects: list[dict]) -> dict:
     return globals_
 
 
-def read_cluster(args) -> cluster_mod.Cluster:
+def read_cluster(args, with_globals: bool = True) -> cluster_mod.Cluster:
     """The live cluster (kubectl, current context or --kubeconfig/--context) as a simulator Cluster."""
     kubectl = Kubectl(getattr(args, "kubeconfig", None), getattr(args, "context", None))
     objects = read_objects(kubectl)
-    if getattr(args, "globals", None):
+    if not with_globals:
+        globals_: dict = {}
+    elif getattr(args, "globals", None):
         from .snapshots import load_globals
 
         globals_ = load_globals(args.globals)
@@ -190,8 +197,9 @@ _AUTH_TOML = re.compile(r'^(\s*auth\s*=\s*)"[^"]*"', re.MULTILINE)
 
 
 def placeholder(value: str) -> str:
-    """The same secret always gives the same placeholder, so equal credentials stay equal."""
-    return "redacted-" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+    """The same secret always gives the same placeholder, so equal credentials stay equal. 32
+    alphanumerics: the module reuses such a value as a password or HTTP secret instead of replacing it."""
+    return "redacted" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:24]
 
 
 def _redact_text(text: str) -> str:
@@ -222,11 +230,13 @@ def _redact_tree(data: Any) -> Any:
 
 def _placeholder_pki() -> dict[str, str]:
     """A fresh CA and metrics scraper pair, made by the module's own PKI code."""
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from lib import pki
 
-    now = datetime.now(UTC)
+    # valid from a month back: the simulator's clock starts before today, and a CA that is not valid
+    # yet at the hook's "now" is replaced on every run
+    now = datetime.now(UTC) - timedelta(days=30)
     ca, _ = pki.ensure_ca(None, now)
     scraper, _ = pki.ensure_scraper(ca, None, now)
     return {"ca.crt": ca.cert, "ca.key": ca.key, "scraper.crt": scraper.cert, "scraper.key": scraper.key}
@@ -243,7 +253,7 @@ def redact_for_dump(objects: list[dict]) -> list[dict]:
       stable placeholders `redacted-<sha256 prefix>`, and `auth` fields are recomputed from them;
     - registry-pki gets a freshly generated CA and scraper pair (the module re-issues the leaf
       certificates from it, as after a CA rotation);
-    - user Secrets keep a placeholder password whose hash does not verify, so the module makes new users;
+    - user Secrets get a placeholder password with its hash (made by the module's own code);
     - Secrets the chart renders (node services and proxy configs, TLS pairs) are left out: the
       module renders them again from its state;
     - the installer's registry-init hand-off is left out once adopted (it is only read before that).
@@ -280,7 +290,15 @@ def redact_for_dump(objects: list[dict]) -> list[dict]:
                     text = pki_data.get(key, text)
                 new[key] = _b64(text)
                 continue
-            if key in SECRET_FIELDS or key in ("password", "passwordHash"):
+            if key == "passwordHash" and "password" in data:
+                continue  # a hash of the placeholder, set with the password below
+            if key == "password" and "passwordHash" in data:
+                from lib import users
+
+                new["password"] = _b64(placeholder(text))
+                new["passwordHash"] = _b64(users.hash_password(placeholder(text)))
+                continue
+            if key in SECRET_FIELDS:
                 new[key] = _b64(placeholder(text))
                 continue
             try:

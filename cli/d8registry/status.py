@@ -131,7 +131,9 @@ def render_status(objects: list[dict], verbose: bool = False, now: datetime | No
 
 def status(args, out) -> int:
     if args.live:
-        objects = live_objects()
+        from .live import read_cluster
+
+        objects = read_cluster(args, with_globals=False).objects
     elif args.dump:
         try:
             objects = load_cluster(Path(args.dump)).objects

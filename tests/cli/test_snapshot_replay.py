@@ -147,18 +147,14 @@ def test_the_text_report_explains_the_wait_without_secrets(mid_switch, tmp_path)
     assert LICENSE not in out and "PRIVATE KEY" not in out
 
 
-def test_a_hook_name_with_the_module_prefix_and_the_checker_hooks(mid_switch, tmp_path):
+def test_a_numbered_module_prefix_and_a_checker_hook(mid_switch, tmp_path):
+    """checker_init has no group: it replays with the beforeHelm context addon-operator gives it."""
     dump = {f"040-{name}": section for name, section in mid_switch.dump.items()}
-    for hook in ("checker_init", "checker_loop"):
-        proc = _hook(hook, *_files(tmp_path, mid_switch, dump), "--json")
-        if hook == "checker_loop":
-            # the image checker needs the registries; the replay still builds its Schedule context
-            assert "binding" not in proc.stderr, proc.stderr
-            continue
-        assert proc.returncode == 0, proc.stderr
-        report = json.loads(proc.stdout)
-        assert report["contexts"] == [{"binding": "beforeHelm", "type": "beforeHelm",
-                                       "snapshots": {"checker_state": 1}}]
+    proc = _hook("checker_init", *_files(tmp_path, mid_switch, dump), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["dumpName"] == "040-registry/hooks/checker_init.py"
+    assert report["contexts"] == [{"binding": "beforeHelm", "type": "beforeHelm", "snapshots": {"checker_state": 1}}]
 
 
 def _orchestrator(dump: dict) -> dict:

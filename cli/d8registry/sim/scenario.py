@@ -22,18 +22,31 @@ import json
 from ..cluster import Cluster
 
 SECTION = {"Direct": "direct", "Proxy": "proxy", "Unmanaged": "unmanaged"}
+FIXED_ADDRESS = "registry.d8-system.svc:5001"  # where deckhouse-registry points in the managed modes
 
 
 class ScenarioError(ValueError):
     pass
 
 
+def _configured_upstream(cluster: Cluster) -> dict | None:
+    """The upstream section of the mode ModuleConfig 'deckhouse' asks for, when it names one."""
+    config = cluster.module_config() or {}
+    registry = ((config.get("spec") or {}).get("settings") or {}).get("registry") or {}
+    section = registry.get(SECTION.get(registry.get("mode", ""), ""), None) if isinstance(registry, dict) else None
+    return copy.deepcopy(section) if isinstance(section, dict) and section.get("imagesRepo") else None
+
+
 def current_upstream(cluster: Cluster) -> dict:
-    """The registry the cluster uses now (deckhouse-registry), as a settings section."""
+    """The registry the cluster uses now (deckhouse-registry), as a settings section. In the managed
+    modes deckhouse-registry points at the module's own fixed address; the upstream is then the one
+    the ModuleConfig's current mode section names."""
     for obj in cluster.objects:
         meta = obj.get("metadata") or {}
         if obj.get("kind") == "Secret" and meta.get("name") == "deckhouse-registry":
             data = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+            if data.get("address") == FIXED_ADDRESS and _configured_upstream(cluster) is not None:
+                return _configured_upstream(cluster)
             section = {"imagesRepo": data.get("address", "") + data.get("path", "")}
             if data.get("scheme", "https").lower() == "http":
                 section["scheme"] = "HTTP"
