@@ -220,3 +220,26 @@ def test_an_unreadable_dump_gets_one_line(tmp_path, content, message):
     lines = [line for line in proc.stderr.splitlines() if VENV_WARNING not in line]
     assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_without_values_the_hook_restores_from_the_snapshots_and_fails_closed(mid_switch, tmp_path):
+    """No values: the hook starts as after a Deckhouse restart. With registry-private-state gone from the
+    snapshots it refuses, with the message the runbook's 'Cannot restore state from Secret' section names."""
+    dump = copy.deepcopy(mid_switch.dump)
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps(dump))
+    proc = _hook("orchestrator", "--snapshots", str(ok), "--json", now=mid_switch.now)
+    assert proc.returncode == 0, proc.stderr
+    assert (json.loads(proc.stdout)["mode"], json.loads(proc.stdout)["targetMode"]) == ("Unmanaged", "Direct")
+
+    secrets = _orchestrator(dump)["state_secrets"]["snapshot"]
+    secrets[:] = [item for item in secrets if item["filterResult"]["name"] != "registry-private-state"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(dump))
+    proc = _hook("orchestrator", "--snapshots", str(broken), now=mid_switch.now)
+    lines = [line for line in proc.stderr.splitlines() if VENV_WARNING not in line]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("d8registry: module run failed: ")
+    assert "Cannot restore state from Secret d8-system/registry-state: Secret registry-private-state is missing" \
+        in lines[0]
+    assert LICENSE not in proc.stderr
