@@ -120,16 +120,18 @@ def _decoded(secret: dict | None, key: str) -> str:
 
 
 def read_objects(kubectl: Kubectl) -> list[dict]:
-    objects: list[dict] = []
-    objects += kubectl.items("moduleconfigs.deckhouse.io", "deckhouse")
+    """Three kubectl calls: the named objects, the Nodes, and the labelled Secrets and Pods."""
+    named = ["moduleconfigs.deckhouse.io/deckhouse", *(f"secrets/{n}" for n in STATE_SECRETS),
+             *(f"deployments.apps/{n}" for n in DEPLOYMENTS), *(f"nodegroupconfigurations.deckhouse.io/{n}" for n in NGCS)]
+    objects = kubectl.items("-n", NAMESPACE, *named)
     objects += kubectl.items("nodes")
-    objects += kubectl.items("secrets", "-n", NAMESPACE, *STATE_SECRETS)
-    named = {o["metadata"]["name"] for o in objects}
-    objects += [o for o in kubectl.items("secrets", "-n", NAMESPACE, "-l", "app=registry")
-                if o["metadata"]["name"] not in named]
-    objects += kubectl.items("deployments.apps", "-n", NAMESPACE, *DEPLOYMENTS)
-    objects += kubectl.items("pods", "-n", NAMESPACE, "-l", "app in (registry,deckhouse)")
-    objects += kubectl.items("nodegroupconfigurations.deckhouse.io", *NGCS)
+    seen = {(o.get("kind"), o["metadata"]["name"]) for o in objects}
+    for obj in kubectl.items("-n", NAMESPACE, "secrets,pods", "-l", "app in (registry,deckhouse)"):
+        labels = obj["metadata"].get("labels") or {}
+        if obj.get("kind") == "Secret" and labels.get("app") != "registry":
+            continue
+        if (obj.get("kind"), obj["metadata"]["name"]) not in seen:
+            objects.append(obj)
     return [_clean(o) for o in objects]
 
 
