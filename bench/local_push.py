@@ -64,7 +64,7 @@ def main() -> int:
     workdir = lo.make_workdir("d8local-bench-")
     procs = lo.Processes(workdir)
     try:
-        cluster = lr.build_local_cluster(procs, workdir)
+        cluster = lr.build_local_cluster(procs, workdir, lr.BENCH_IPS)
         cluster.start_all()
         first = cluster.replicas[0]
         front = cluster.address(first)

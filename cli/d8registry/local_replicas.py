@@ -44,8 +44,11 @@ from pathlib import Path
 from . import loopback as lo
 from .loopback import dataplane, lb, node_config, pki
 
-# Masters of the Local e2e tests, bench and `up --mode Local`: a range no other loopback data plane uses.
+# Masters of Local replica sets on loopback, in 127.0.12.0/24, which no other loopback data plane uses; the
+# e2e tests, `up --mode Local` and the bench each take their own slice, so they never meet when run in parallel.
 LOCAL_IPS = ("127.0.12.1", "127.0.12.2", "127.0.12.3")
+UP_IPS = tuple(f"127.0.12.{n}" for n in range(21, 30))
+BENCH_IPS = ("127.0.12.41", "127.0.12.42", "127.0.12.43")
 TEST_SYNC_INTERVAL = "2s"
 LOCAL_USERS = ("ro", "rw", "mirror_puller", "mirror_pusher")
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
