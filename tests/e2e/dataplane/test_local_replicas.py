@@ -20,6 +20,7 @@ nginx's or containerd's own build; only addresses, directories and the sync inte
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from urllib.parse import urlsplit
@@ -44,6 +45,8 @@ def local():
             lo.binary(tool)
         except lo.Unavailable as exc:
             pytest.fail(str(exc))
+    if os.geteuid() != 0:
+        pytest.skip("containerd needs root (its snapshotter mounts); run the e2e suite as root like CI")
     workdir = lo.make_workdir("d8local-")
     procs = lo.Processes(workdir)
     try:
