@@ -124,3 +124,23 @@ def test_a_single_master_gets_no_sync():
                                              "cluster.local", None, None,
                                              datetime.now(UTC))
     assert "regsync.yaml" not in entry["files"]
+
+
+def test_the_gc_container_runs_the_command_the_e2e_test_runs():
+    """tests/e2e/dataplane/test_local_replicas.py runs dataplane.gc_command against a real store; the static
+    pod's gc loop must run exactly that command, and never with --delete-untagged."""
+    import shlex
+
+    masters = [dataplane.Master("master-0", "10.0.0.1"), dataplane.Master("master-1", "10.0.0.2")]
+    ca, _ = pki.ensure_ca(None, datetime.now(UTC))
+    accounts = users.ensure_users(dataplane.FLAVOUR_USERS["Local"], None)
+    images = dataplane.image_refs("registry.example.com/modules/registry",
+                                  {name: "sha256:" + "a" * 64 for name in dataplane.IMAGE_NAMES.values()})
+    entry, _ = dataplane.node_services_files(masters[1], masters, "Local", None, ca, accounts, "s" * 32,
+                                             "cluster.local", None, None, datetime.now(UTC), images=images)
+    pod = yaml.safe_load(entry["files"][dataplane.MANIFEST])
+    gc = next(c for c in pod["spec"]["containers"] if c["name"] == "gc")
+    assert gc["command"][:2] == ["/bin/sh", "-c"]
+    assert f"do {shlex.join(dataplane.gc_command())}; sleep 86400; done" in gc["command"][2]
+    assert gc["command"][2].startswith("sleep 4200;")  # 3600 + 600 x ordinal 1
+    assert "--delete-untagged" not in gc["command"][2]
