@@ -16,6 +16,8 @@ NGINX_VERSION := 1.22.1
 # kube-apiserver + kubectl for the admission and rendered-object tests (tests/apiserver)
 KUBE_VERSION := v1.37.2
 CONTAINERD2_VERSION := v2.4.2
+# regsync (Local replication, SPEC 5.8) and regctl (the OCI push client of the Local e2e tests, up, bench)
+REGCLIENT_VERSION := v0.11.7
 # Debian packages used by lint and tests (installed only when running as root and missing).
 DEBS := shellcheck containerd jq build-essential libpcre2-dev libssl-dev etcd-server
 # failover faults: a private network namespace (ip), a drop rule in it (nft), who streams a layer (ss)
@@ -57,6 +59,9 @@ tools: $(TOOLS_BIN)/helm
 	@nice -n 10 bash tools/build-kube.sh $(KUBE_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 	@# Prometheus' rule engine: checks and unit-tests the alerts under monitoring/ (tests/monitoring)
 	@nice -n 10 bash tools/build-go-tool.sh required promtool github.com/prometheus/prometheus/cmd/promtool v0.316.0 "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+	@# regsync runs the Local replicas' sync in e2e tests and `up`; regctl pushes image indexes like a user's client
+	@nice -n 10 bash tools/build-go-tool.sh required regsync github.com/regclient/regclient/cmd/regsync $(REGCLIENT_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+	@nice -n 10 bash tools/build-go-tool.sh required regctl github.com/regclient/regclient/cmd/regctl $(REGCLIENT_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 	@# containerd 2.x (config version 3) for the node-step e2e tests; Debian's containerd is 1.6 (version 2)
 	@nice -n 10 bash tools/build-go-tool.sh required containerd2 github.com/containerd/containerd/v2/cmd/containerd $(CONTAINERD2_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)" "no_btrfs no_devmapper no_zfs"
 
@@ -93,6 +98,7 @@ bench: deps
 	$(PY) bench/state_machine.py
 	$(PY) bench/checker_throughput.py
 	$(PY) bench/dataplane_pull.py
+	$(PY) bench/local_push.py
 	$(PY) bench/simulate.py
 
 # The tree of the bundle image (werf.yaml, .werf/stages/bundle.yaml) with the hooks' runtime for this Python.

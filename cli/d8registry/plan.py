@@ -94,6 +94,19 @@ def _object_keys(sim: Simulator) -> dict[tuple, str]:
     return {key: json.dumps(sim.store.get(*key), sort_keys=True, default=str) for key in sim.helm_keys}
 
 
+def _print_push_endpoint(sim: Simulator, out) -> None:
+    """Where `d8 mirror push` goes in Local mode (SPEC 5.8) and where the rw password is; never the password."""
+    ingress = sim.store.get("Ingress", "d8-system", "registry")
+    if ingress is None:
+        return
+    host = ingress["spec"]["rules"][0]["host"]
+    scheme = "https" if ingress["spec"].get("tls") else "http (TLS terminated in front of the Ingress, or none)"
+    print("Push endpoint (Local):", file=out)
+    print(f"  {host}/system/deckhouse over {scheme}, user rw", file=out)
+    print("  password: d8 k -n d8-system get secret registry-user-rw -o jsonpath='{.data.password}' | base64 -d",
+          file=out)
+
+
 def _stored_registry(cluster: Cluster) -> dict | None:
     """The registry section the API server holds now; None when ModuleConfig 'deckhouse' does not exist."""
     config = cluster.module_config()
@@ -184,6 +197,7 @@ def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
                 print(f"  delete {kind} {where}", file=out)
             elif objects_before[key] != objects_after[key]:
                 print(f"  update {kind} {where}", file=out)
+        _print_push_endpoint(sim, out)
         print(f"Simulated: {sim.tick} ticks ({sim.tick * 10} s), reached "
               f"{'Ready' if sim.ready() else 'no Ready state'}.", file=out)
         return 0

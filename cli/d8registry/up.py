@@ -26,9 +26,9 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from . import containerd_node as cn
+from . import local_replicas as lr
 from . import loopback as lo
 
 
@@ -119,44 +119,56 @@ def _direct(procs: lo.Processes, workdir: Path, upstream: lo.Upstream, args, out
               "mode need?\")", file=out)
 
 
-def _push(replica: lo.Replica, ca_pem: str, user: dict, image: lo.Image, tag: str) -> None:
-    """A push through the Local front as `d8 mirror push` does it: blob uploads, then the manifest."""
-    who = {"user": user["name"], "password": user["password"]}
-    for digest, data in image.blobs.items():
-        started = lo.https(replica.front_address, "POST", f"/v2/{lo.IMAGE_REPO}/blobs/uploads/", ca_pem, **who)
-        if started.status != 202:
-            raise lo.Unavailable(f"Local front refused the upload: {started.status}")
-        location = urlsplit(started.headers["location"])
-        done = lo.https(replica.front_address, "PUT", f"{location.path}?{location.query}&digest={digest}", ca_pem,
-                        body=data, headers={"Content-Type": "application/octet-stream"}, **who)
-        if done.status != 201:
-            raise lo.Unavailable(f"Local front refused a blob: {done.status}")
-    answer = lo.https(replica.front_address, "PUT", f"/v2/{lo.IMAGE_REPO}/manifests/{tag}", ca_pem,
-                      body=image.manifest, headers={"Content-Type": lo.OCI_MANIFEST}, **who)
-    if answer.status != 201:
-        raise lo.Unavailable(f"Local front refused the manifest: {answer.status}")
-
-
 def _local(procs: lo.Processes, workdir: Path, args, out) -> None:
-    replica, state = lo.build_local_replica(procs, workdir)
-    lo.start_replica(procs, replica)
-    front = f"{replica.front_address[0]}:{replica.front_address[1]}"
-    print(f"  Local master front: https://{front}", file=out)
-    ca_pem = state["pki"]["ca"]["cert"]
-    users = {key: {"username": entry["name"], "password": entry["password"]} for key, entry in state["users"].items()}
-    ca, credentials = _write_secrets(workdir, ca_pem, users)
+    """A Local replica set: every master's front + distribution + regsync, the node LB, a push of an image
+    index with `rw` through a real OCI client (regctl), replication, and a CRI pull with the pushed-to master
+    down (SPEC 5.8, 10.6)."""
+    if not 1 <= args.masters <= len(lr.UP_IPS):
+        raise lo.Unavailable(f"--masters must be 1..{len(lr.UP_IPS)} for Local")
+    cluster = lr.build_local_cluster(procs, workdir, lr.UP_IPS[:args.masters])
+    cluster.start_all()
+    for replica in cluster.replicas:
+        sync = f"regsync every {cluster.sync_interval} from its peers" if "regsync.yaml" in replica.files else "no peers"
+        print(f"  Local master front: https://{cluster.address(replica)} ({replica.name}, {sync})", file=out)
+    print(f"  node LB: 127.0.0.1:{cluster.lb_port} (nginx stream over the fronts)", file=out)
+    first = cluster.replicas[0]
+    push_to = f"{cluster.address(first)}/{lo.IMAGE_REPO}"
+    users = {key: {"username": entry["name"], "password": entry["password"]}
+             for key, entry in cluster.state["users"].items()}
+    ca, credentials = _write_secrets(workdir, cluster.ca_pem, users)
+    print(f"  push address: {push_to} (in a cluster: registry.<publicDomain>/{lo.IMAGE_REPO}); "
+          "user rw, password in the credentials file", file=out)
     _print_secrets(out, ca, credentials, args.keep)
-    image = lo.make_image("up-local")
-    _push(replica, ca_pem, state["users"]["rw"], image, "v1")
-    print(f"  pushed {lo.IMAGE_REPO}@{image.digest[:19]}… with user rw", file=out)
-    params = lo.node_config.node_params({"mode": "Local"}, state["users"]["ro"], ca_pem)
-    # one master and no LB here: the node's mirror is that master's front
-    mirror_map = lo.node_config.mirrors(params, [], lb_endpoint=front)
-    node = cn.start(procs, workdir / "node", mirror_map)
-    ref = lo.image_ref(image.digest)
+
+    client = lr.make_regctl(workdir, "up-regctl")
+    for replica in cluster.replicas:
+        client.trust(cluster.address(replica), cluster.ca_pem)
+    rw = cluster.user("rw")
+    client.login(cluster.address(first), rw["name"], rw["password"])
+    index = lr.write_index(workdir / "up-image", "up-local", "v1", architectures=("amd64", "arm64"))
+    pushed = client.push(index, f"{push_to}:{index.tag}")
+    if pushed.returncode != 0:
+        raise lo.Unavailable(f"regctl could not push to {push_to}: {pushed.stderr.strip()[-1500:]}")
+    print(f"  regctl pushed the image index {lo.IMAGE_REPO}:{index.tag} (linux/amd64 + linux/arm64) to "
+          f"{first.name} with user rw", file=out)
+    others = cluster.replicas[1:]
+    if others:
+        took = cluster.wait_replicated(index.tag, index.digest, others, timeout=120)
+        print(f"  replicated to {', '.join(r.name for r in others)} in {took:.2f} s "
+              f"(sync interval {cluster.sync_interval}; production: 60 s)", file=out)
+    node = cn.start(procs, workdir / "node", cluster.mirrors())
+    ref = lo.image_ref(index.digest)
+    if others:
+        cluster.stop(first)
     took = _pull(node, ref)
-    print(f"  containerd (CRI) pulled {ref} through hosts.toml (user ro) from the Local store in {took:.2f} s",
-          file=out)
+    where = f"with {first.name} stopped" if others else f"from {first.name}"
+    print(f"  containerd (CRI) pulled {ref} through hosts.toml -> LB (user ro) {where} in {took:.2f} s", file=out)
+    if others:
+        cluster.start(first)
+    if args.keep:
+        print(f"  push with any OCI client, e.g.: regctl registry set {cluster.address(first)} --cacert \"$(cat {ca})\"; "
+              f"regctl registry login {cluster.address(first)} -u rw; "
+              f"regctl image copy <image> {push_to}:<tag>", file=out)
 
 
 def up(args, out) -> int:

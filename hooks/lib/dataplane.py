@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from dataclasses import dataclass
 
 from . import front, hashing
@@ -82,23 +83,45 @@ def distribution_config(http_secret: str, upstream: dict | None, ttl: str | None
     return _yaml(config)
 
 
+SYNC_INTERVAL = "60s"
+_INTERVAL_RE = re.compile(r"[1-9][0-9]{0,4}[sm]", re.ASCII)
+
+
 def local_peers(own_ip: str, master_ips: list[str]) -> list[str]:
-    """Sorted unique IPv4 addresses of every other master."""
-    own = ipaddress.IPv4Address(own_ip)
-    unique = {ipaddress.IPv4Address(ip) for ip in master_ips}
+    """Sorted unique IPv4 addresses of every other master; anything but a dotted quad raises ValueError."""
+    from . import validate
+
+    own = validate.ipv4(own_ip)
+    unique = {validate.ipv4(ip) for ip in master_ips}
     return [str(ip) for ip in sorted(unique) if ip != own]
 
 
-def regsync_config(own_ip: str, peers: list[str], ca_pem: str, puller: dict, pusher: dict) -> str:
+def regsync_config(own_ip: str, peers: list[str], ca_pem: str, puller: dict, pusher: dict,
+                   interval: str = SYNC_INTERVAL) -> str:
+    """regsync.yaml of one master (SPEC 5.8): it pulls from every peer as mirror-puller and writes only to
+    its own front as mirror-pusher. `interval` is moved off 60 s only by loopback tests."""
+    from . import validate
+
+    if _INTERVAL_RE.fullmatch(interval) is None:
+        raise ValueError("dataplane: sync interval must be a Go duration in whole seconds or minutes")
+    for account in (puller, pusher):
+        # regsync expands Go templates in its config; generated passwords are alphanumeric, so nothing expands
+        if not str(account.get("password", "")).isascii() or not str(account.get("password", "")).isalnum():
+            raise ValueError("dataplane: regsync passwords must be alphanumeric")
+        validate.username(account["name"])
+    own = str(validate.ipv4(own_ip))
+    peers = [str(validate.ipv4(peer)) for peer in peers]
+    if own in peers or len(set(peers)) != len(peers):
+        raise ValueError("dataplane: regsync peers must be unique and exclude the master itself")
     creds = [{"registry": f"{peer}:5001", "user": puller["name"], "pass": puller["password"], "tls": "enabled",
               "regcert": ca_pem} for peer in peers]
-    creds.append({"registry": f"{own_ip}:5001", "user": pusher["name"], "pass": pusher["password"], "tls": "enabled",
+    creds.append({"registry": f"{own}:5001", "user": pusher["name"], "pass": pusher["password"], "tls": "enabled",
                   "regcert": ca_pem})
     return _yaml({
         "version": 1,
         "creds": creds,
-        "defaults": {"interval": "60s", "parallel": 2, "skipDockerConfig": True},
-        "sync": [{"source": f"{peer}:5001", "target": f"{own_ip}:5001", "type": "registry"} for peer in peers],
+        "defaults": {"interval": interval, "parallel": 2, "skipDockerConfig": True},
+        "sync": [{"source": f"{peer}:5001", "target": f"{own}:5001", "type": "registry"} for peer in peers],
     })
 
 
@@ -201,6 +224,12 @@ def _checked_env(env: list[dict] | None) -> list[dict]:
     return out
 
 
+def gc_command(config: str = "/config/distribution/config.yaml", registry: str = REGISTRY_BIN) -> list[str]:
+    """One garbage collection pass over a Local store (SPEC 5.8). Never `--delete-untagged`: it removes the
+    platform manifests of image indexes, which are untagged children."""
+    return [registry, "garbage-collect", config]
+
+
 def _probe(initial_delay: int, period: int, failures: int) -> dict:
     # The front listens on the node IP, which is where kubelet probes a hostNetwork pod; /healthz
     # passes through the front to distribution, so one probe covers both processes.
@@ -263,8 +292,7 @@ def nodeservices_manifest(flavour: str, version: str, config_hash: str, images: 
             volumes.insert(3, _host_path("sync", f"{HOST_CONFIG_ROOT}/sync", "Directory"))
         # Masters start collecting at different times, so at most one replica is busy with GC.
         first = GC_FIRST_DELAY_SECONDS + GC_STAGGER_SECONDS * ordinal
-        loop = (f"sleep {first}; while true; do {REGISTRY_BIN} garbage-collect /config/distribution/config.yaml; "
-                f"sleep {GC_INTERVAL_SECONDS}; done")
+        loop = f"sleep {first}; while true; do {shlex.join(gc_command())}; sleep {GC_INTERVAL_SECONDS}; done"
         containers.append(_container("gc", images["gc"], [SHELL_BIN, "-c", loop],
                                      [("distribution", "/config/distribution", True), ("data", "/data", False),
                                       ("tmp", "/tmp", False)], "10m", "32Mi"))
@@ -318,6 +346,7 @@ def node_services_files(
     env: list[dict] | None = None,
     layout: front.Layout | None = None,
     data_dir: str = "/data",
+    sync_interval: str = SYNC_INTERVAL,
 ) -> tuple[dict, bool]:
     """({version, files}, certificate reused) for one master's registry-nodeservices static pod.
 
@@ -355,7 +384,8 @@ def node_services_files(
         files["config.yaml"] = distribution_config(http_secret, None, None, **addresses)
         peers = local_peers(master.ip, [m.ip for m in masters])
         if peers:
-            files["regsync.yaml"] = regsync_config(master.ip, peers, ca.cert, users["mirror_puller"], users["mirror_pusher"])
+            files["regsync.yaml"] = regsync_config(master.ip, peers, ca.cert, users["mirror_puller"],
+                                                   users["mirror_pusher"], sync_interval)
 
     roles = ["front", "distribution"]
     if flavour == "Local":

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
+from d8registry import local_replicas as lr
 from d8registry import loopback as lo
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +43,8 @@ def _up(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(("mode", "auth"), [("Direct", "basic"), ("Direct", "none"), ("Proxy", "token"),
-                                            ("Proxy", "none"), ("Local", None)])
+                                            ("Proxy", "none"),
+                                            pytest.param("Local", None, marks=pytest.mark.xdist_group("local_up"))])
 def test_every_mode_pulls_through_containerd_cri(mode, auth):
     proc = _up("--mode", mode, *(["--upstream-auth", auth] if auth else []))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -73,7 +75,21 @@ def _read_until(proc: subprocess.Popen, marker: str, timeout: float) -> str:
     return data.decode()
 
 
-def test_local_credentials_are_in_a_0600_file_that_works_and_never_on_stdout():
+def _wait_for_tag(address, ca_pem: str, ro: dict, tag: str, digest: str, bound: float = 120) -> None:
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        answer = lo.https(address, "HEAD", f"/v2/{lo.IMAGE_REPO}/manifests/{tag}", ca_pem, user=ro["username"],
+                          password=ro["password"], headers={"Accept": lr.OCI_INDEX})
+        if answer.status == 200 and answer.headers.get("docker-content-digest") == digest:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{tag} never reached {address}")
+
+
+@pytest.mark.xdist_group("local_up")
+def test_local_credentials_are_in_a_0600_file_that_works_and_never_on_stdout(tmp_path):
+    """--keep leaves the replica set running: a user's OCI client (regctl) pushes with the printed
+    coordinates and the rw password from the file, and the push reaches every master."""
     proc = subprocess.Popen([sys.executable, "-u", "-m", "d8registry", "up", "--mode", "Local", "--keep"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
@@ -90,6 +106,19 @@ def test_local_credentials_are_in_a_0600_file_that_works_and_never_on_stdout():
         answer = lo.https((front.group(1), int(front.group(2))), "GET", "/v2/", ca.read_text(), user=ro["username"],
                           password=ro["password"])
         assert answer.status == 200, "the file holds the credentials the running front accepts"
+        assert "replicated to local-1, local-2" in out and "with local-0 stopped" in out, out
+        push_to = re.search(r"push address: (\S+)", out).group(1)
+        host = push_to.split("/", 1)[0]
+        client = lr.make_regctl(tmp_path)
+        client.trust(host, ca.read_text())
+        client.login(host, users["rw"]["username"], users["rw"]["password"])
+        index = lr.write_index(tmp_path / "mine", "user-push", "mine", architectures=(lr.HOST_ARCH,))
+        pushed = client.push(index, f"{push_to}:mine")
+        assert pushed.returncode == 0, pushed.stderr
+        fronts = re.findall(r"Local master front: https://([0-9.]+):(\d+)", out)
+        assert len(fronts) == 3
+        for ip, port in fronts[1:]:
+            _wait_for_tag((ip, int(port)), ca.read_text(), users["ro"], "mine", index.digest)
     finally:
         proc.send_signal(signal.SIGTERM)
         rest = proc.communicate(timeout=60)[0].decode()
