@@ -16,6 +16,7 @@
 Two hook cases: 'settings changed' (empty values, so the input is validated with jsonschema) and
 'steady state' (values from a previous run, as on every node or pod event). All are measured in
 the same run, interleaved, and reported as ratios of medians so machine speed cancels out.
+Bytecode is cached for both sides (see figures.bytecode_env). Goals: issue #15.
 Usage: python bench/hook_process.py [--rounds N]
 """
 
@@ -37,6 +38,9 @@ sys.path.insert(0, str(REPO / "cli"))
 from d8registry import cluster as cluster_mod  # noqa: E402
 from d8registry.operator import bindings, protocol  # noqa: E402
 from d8registry.operator.module import ModuleHarness  # noqa: E402
+from figures import bytecode_env, figure  # noqa: E402
+
+GOALS = {"steady state": 1.5, "settings changed": 2.5}
 
 
 def _hook_files(tmp: Path, contexts: list[dict], values: dict) -> dict[str, str]:
@@ -82,13 +86,14 @@ def main() -> None:
             case_dir = Path(tmp) / name.replace(" ", "-")
             case_dir.mkdir()
             files = _hook_files(case_dir, contexts, values)
-            env = dict(os.environ, **files)
+            env = bytecode_env(dict(os.environ, **files), str(Path(tmp) / "pycache"))
             env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
             outputs = [files["VALUES_JSON_PATCH_PATH"], files["KUBERNETES_PATCH_PATH"], files["METRICS_PATH"]]
             cases[name] = (env, outputs, [])
         baseline_cmd = [sys.executable, "-c", "import deckhouse.hook"]
         hook_cmd = [str(hook)]
         baseline_env, baseline_outputs, _ = cases["settings changed"]
+        _timed(baseline_cmd, baseline_env, baseline_outputs)
         for env, outputs, _ in cases.values():
             _timed(hook_cmd, env, outputs)  # warm the page cache and .pyc files
         baseline = []
@@ -102,6 +107,9 @@ def main() -> None:
     for name, (_env, _outputs, samples) in cases.items():
         hook_ms = statistics.median(samples) * 1000
         print(f"orchestrator hook, {name:<17} median {hook_ms:6.1f} ms  ratio to baseline {hook_ms / base_ms:.2f}")
+    for name, (_env, _outputs, samples) in cases.items():
+        figure(f"orchestrator hook process, {name}, ratio to baseline",
+               statistics.median(samples) * 1000 / base_ms, GOALS[name])
 
 
 if __name__ == "__main__":
