@@ -20,11 +20,11 @@ unchanged cluster produces unchanged versions (no pod restarts).
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import front, hashing
+from .patterns import lazy
 
 DISTRIBUTION_ADDR = "127.0.0.1:5003"
 DEBUG_ADDR = "127.0.0.1:5002"
@@ -35,13 +35,14 @@ INCLUSTER_TTL = "1h"
 FLAVOUR_USERS = {"Proxy": ("ro",), "Local": ("ro", "rw", "mirror_puller", "mirror_pusher")}
 
 
-@dataclass(frozen=True)
-class Master:
+class Master(NamedTuple):
     name: str
     ip: str
 
 
 def sorted_masters(masters: list[Master]) -> list[Master]:
+    import ipaddress  # imported on use: most hook runs never sort masters (issue #15)
+
     return sorted(masters, key=lambda m: (ipaddress.IPv4Address(m.ip), m.name))
 
 
@@ -84,6 +85,8 @@ def distribution_config(http_secret: str, upstream: dict | None, ttl: str | None
 
 def local_peers(own_ip: str, master_ips: list[str]) -> list[str]:
     """Sorted unique IPv4 addresses of every other master."""
+    import ipaddress
+
     own = ipaddress.IPv4Address(own_ip)
     unique = {ipaddress.IPv4Address(ip) for ip in master_ips}
     return [str(ip) for ip in sorted(unique) if ip != own]
@@ -143,10 +146,10 @@ SYSTEM_CA_DIR = "/etc/ssl/certs"
 NODE_CRITICAL_PRIORITY = 2000001000
 PROXY_ENV_NAMES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy")
 
-_IMAGE_REF_RE = re.compile(
+_IMAGE_REF_RE = lazy(
     r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"@sha256:[0-9a-f]{64}", re.ASCII)
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_RE = lazy(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def image_refs(base: str, digests: dict | None) -> dict[str, str]:

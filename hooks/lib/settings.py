@@ -19,13 +19,13 @@ error messages (SPEC 3.3, 3.5). It is pure: the only I/O is reading the shipped 
 
 from __future__ import annotations
 
-import ipaddress
+import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from .patterns import lazy
 
 FIXED_HOST = "registry.d8-system.svc:5001"
 FIXED_HOSTNAME = "registry.d8-system.svc"
@@ -49,7 +49,9 @@ CA_MAX_CERTS = 16
 ECHO_LIMIT = 100
 MAX_ERROR_LINES = 10
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "openapi" / "registry-settings.yaml"
+# Plain os.path, not pathlib: every hook run imports this module, and pathlib alone costs a few ms (issue #15).
+_MODULE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+SCHEMA_PATH = os.path.join(_MODULE_DIR, "openapi", "registry-settings.yaml")
 
 # Schema patterns that stand for a dedicated message instead of "must match pattern".
 USERNAME_PATTERN = r"^[^:\x00-\x1F\x7F-\x9F]*$"
@@ -59,13 +61,13 @@ TTL_PATTERN = r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$"
 # Values of these fields may be quoted back to the user; everything else (secrets above all) never is.
 ECHOED_FIELDS = frozenset({"mode", "scheme", "checkMode", "ttl", "imagesRepo"})
 
-_CONTROL_RE = re.compile(r"[\x00-\x1F\x7F-\x9F]")
-_TTL_RE = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII)
-_DNS_LABEL_RE = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?", re.ASCII | re.IGNORECASE)
-_SEGMENT_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", re.ASCII)
-_PORT_RE = re.compile(r"[0-9]+", re.ASCII)
-_PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
-_URL_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_CONTROL_RE = lazy(r"[\x00-\x1F\x7F-\x9F]")
+_TTL_RE = lazy(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII)
+_DNS_LABEL_RE = lazy(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?", re.ASCII | re.IGNORECASE)
+_SEGMENT_RE = lazy(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", re.ASCII)
+_PORT_RE = lazy(r"[0-9]+", re.ASCII)
+_PEM_CERT_RE = lazy(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
+_URL_SCHEME_RE = lazy(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 # Cross-field rules (SPEC 3.3).
@@ -118,15 +120,13 @@ FOOTER = "Keeping the last valid settings (mode {label})."
 _Path = tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(NamedTuple):
     cluster_configuration_present: bool
     default_cri: str | None  # global.clusterConfiguration.defaultCRI
     cluster_type: str | None  # global.clusterConfiguration.clusterType
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     params: dict | None
     errors: tuple[str, ...]
 
@@ -220,6 +220,8 @@ def is_valid_host(host: str) -> bool:
     labels = host.split(".")
     if all(label.isdigit() for label in labels):
         # Numeric-only names are meant as addresses; a malformed one (e.g. 300.1.1.1) is a typo, not a DNS name.
+        import ipaddress
+
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
@@ -249,8 +251,9 @@ def schema_digest() -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for source in (SCHEMA_PATH, Path(__file__).resolve()):
-        content = source.read_bytes()
+    for source in (SCHEMA_PATH, os.path.realpath(__file__)):
+        with open(source, "rb") as handle:
+            content = handle.read()
         digest.update(len(content).to_bytes(8, "big"))
         digest.update(content)
     return digest.hexdigest()
@@ -260,7 +263,7 @@ def schema_digest() -> str:
 def load_schema() -> dict:
     import yaml
 
-    with SCHEMA_PATH.open(encoding="utf-8") as handle:
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
 
