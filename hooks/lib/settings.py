@@ -263,8 +263,11 @@ def schema_digest() -> str:
 def load_schema() -> dict:
     import yaml
 
+    # libyaml's safe loader when PyYAML has it: the same document (a unit test compares the two on this
+    # file) in a fraction of the pure-Python loader's time.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader either way
 
 
 @lru_cache(maxsize=1)
@@ -301,10 +304,118 @@ def _ecma_regex(regex: str) -> re.Pattern[str]:
     return re.compile(regex, re.ASCII)
 
 
+# The schema walker: the keywords of the shipped schema, evaluated exactly as the jsonschema validator above
+# evaluates them (a property test compares the two on generated input), without importing jsonschema, whose
+# import alone took longer than the rest of a hook run (issue #15). A schema using anything else (another
+# keyword, another type name) is validated by jsonschema, so a schema change can never skip a check.
+_WALKED_TYPES: dict[str, type] = {"string": str, "object": dict}
+_ANNOTATIONS = frozenset({"default", "description", "title", "examples"})
+
+
+class SchemaError(NamedTuple):
+    """The parts of a jsonschema ValidationError that the messages are made of."""
+
+    validator: str
+    validator_value: Any
+    instance: Any
+    schema: dict
+    absolute_path: tuple[str, ...]
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _is_length(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def walkable(schema: Any) -> bool:
+    """True when every keyword of the schema (and its subschemas) is one the walker evaluates."""
+    if not isinstance(schema, dict):
+        return False
+    for keyword, value in schema.items():
+        if keyword in _ANNOTATIONS or keyword.startswith("x-"):
+            continue
+        if keyword == "type":
+            names = [value] if isinstance(value, str) else value
+            ok = _is_str_list(names) and bool(names) and all(name in _WALKED_TYPES for name in names)
+        elif keyword == "properties":
+            ok = isinstance(value, dict) and all(walkable(child) for child in value.values())
+        elif keyword == "additionalProperties":
+            ok = value is False or value is True or walkable(value)
+        elif keyword in ("required", "enum"):
+            ok = _is_str_list(value)
+        elif keyword in ("minLength", "maxLength"):
+            ok = _is_length(value)
+        elif keyword == "pattern":
+            ok = isinstance(value, str)
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def _walk(schema: dict, instance: Any, path: tuple[str, ...], out: list[SchemaError]) -> None:
+    def fail(keyword: str, instance: Any = instance) -> None:
+        out.append(SchemaError(keyword, schema[keyword], instance, schema, path))
+
+    for keyword, value in schema.items():
+        if keyword == "type":
+            names = [value] if isinstance(value, str) else value
+            if not any(isinstance(instance, _WALKED_TYPES[name]) for name in names):
+                fail(keyword)
+        elif keyword == "enum":
+            if not (isinstance(instance, str) and instance in value):
+                fail(keyword)
+        elif keyword == "pattern":
+            if isinstance(instance, str) and _ecma_regex(value).search(instance) is None:
+                fail(keyword)
+        elif keyword == "minLength":
+            if isinstance(instance, str) and len(instance) < value:
+                fail(keyword)
+        elif keyword == "maxLength":
+            if isinstance(instance, str) and len(instance) > value:
+                fail(keyword)
+        elif not isinstance(instance, dict):
+            continue
+        elif keyword == "required":
+            for _ in (name for name in value if name not in instance):
+                fail(keyword)
+        elif keyword == "properties":
+            for name, child in value.items():
+                if name in instance:
+                    _walk(child, instance[name], (*path, name), out)
+        elif keyword == "additionalProperties":
+            known = schema.get("properties", {})
+            extras = [name for name in instance if name not in known]
+            if isinstance(value, dict):
+                for name in extras:
+                    _walk(value, instance[name], (*path, name), out)
+            elif value is False and extras:
+                fail(keyword)
+
+
+@lru_cache(maxsize=1)
+def _schema_walkable() -> bool:
+    return walkable(load_schema())
+
+
+def schema_errors(settings: Any, engine: str = "auto") -> list[Any]:
+    """Every schema violation, as jsonschema reports them; `engine` is "walker", "jsonschema" or "auto"."""
+    schema = load_schema()
+    if engine == "walker" or (engine == "auto" and _schema_walkable()):
+        out: list[SchemaError] = []
+        _walk(schema, settings, (), out)
+        return out
+    return list(_validator().iter_errors(settings))
+
+
 def _schema_pass(settings: Any) -> tuple[list[tuple[_Path, str]], set[_Path], dict[str, str]]:
     """Schema-level messages sorted by path, the paths that failed, and canonical CA per section."""
     by_path: dict[_Path, list[Any]] = {}
-    for error in _validator().iter_errors(settings):
+    for error in schema_errors(settings):
         path = ("registry", *(str(part) for part in error.absolute_path))
         by_path.setdefault(path, []).append(error)
 
