@@ -248,9 +248,9 @@ def schema_digest() -> str:
     remembered verdicts even when the schema stays the same. Plain bytes, so neither yaml nor jsonschema is
     imported.
     """
-    import hashlib
+    from .hashing import sha256
 
-    digest = hashlib.sha256()
+    digest = sha256()
     for source in (SCHEMA_PATH, os.path.realpath(__file__)):
         with open(source, "rb") as handle:
             content = handle.read()
