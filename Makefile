@@ -94,6 +94,7 @@ bench: deps
 	$(PY) bench/checker_throughput.py
 	$(PY) bench/dataplane_pull.py
 	$(PY) bench/simulate.py
+	$(PY) bench/cli_large.py
 
 # The tree of the bundle image (werf.yaml, .werf/stages/bundle.yaml) with the hooks' runtime for this Python.
 bundle: venv
