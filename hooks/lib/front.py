@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from lib import pki, validate
+from lib import validate
 from lib.patterns import lazy
 
 FLAVOURS = ("Direct", "Proxy", "Local")
@@ -38,8 +38,6 @@ MAPPED_REPOSITORY = "system/deckhouse"
 REALM = "Deckhouse registry"
 # Long enough for a multi-GiB layer from a slow upstream: distribution streams it while fetching.
 READ_TIMEOUT = "900s"
-# Subject nginx reports ($ssl_client_s_dn) for the metrics scraper's client certificate (lib.pki).
-SCRAPER_SUBJECT = f"CN={pki.SCRAPER_COMMON_NAME}"
 
 # Local ACL (SPEC 5.4). Names are the htpasswd user names of lib.users.USERS.
 _PULLERS = ("ro", "mirror-puller")
@@ -70,6 +68,14 @@ class Layout(NamedTuple):
 
 
 PRODUCTION_LAYOUT = Layout()
+
+
+def _scraper_subject() -> str:
+    """Subject nginx reports ($ssl_client_s_dn) for the metrics scraper's client certificate (lib.pki)."""
+    # pki is imported on use: a hook run that renders no front config need not load it (issue #15)
+    from lib import pki
+
+    return f"CN={pki.SCRAPER_COMMON_NAME}"
 
 
 def render(flavour: str, layout: Layout = PRODUCTION_LAYOUT, upstream_path: str | None = None, auth: bool = True) -> str:
@@ -146,7 +152,7 @@ def render(flavour: str, layout: Layout = PRODUCTION_LAYOUT, upstream_path: str 
             out.line("ssl_verify_client on;")
             out.line("access_log off;")
             with out.block("location = /metrics"):
-                out.line(f'if ($ssl_client_s_dn != "{SCRAPER_SUBJECT}") {{ return 403; }}')
+                out.line(f'if ($ssl_client_s_dn != "{_scraper_subject()}") {{ return 403; }}')
                 out.line("limit_except GET { deny all; }")
                 out.line(f"proxy_pass http://{debug}/metrics;")
             with out.block("location /"):

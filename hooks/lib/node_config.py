@@ -40,8 +40,6 @@ import copy
 import re
 from typing import Any
 
-import tomli_w
-
 from lib import validate
 from lib.enums import CONTAINERD_KINDS, KIND_NONE
 from lib.hashing import sha256, version_of
@@ -238,6 +236,8 @@ def _render_dir(directory: str, entries: list[dict], hosts_root: str) -> dict[st
     if server is not None:
         document["server"] = server
     document["host"] = hosts
+    import tomli_w  # imported on use: a steady-state hook run renders no hosts.toml (issue #15)
+
     return {HOSTS_FILE: f"{MARKER}\n{tomli_w.dumps(document)}", **files}
 
 
