@@ -100,6 +100,7 @@ bench: deps
 	$(PY) bench/dataplane_pull.py
 	$(PY) bench/local_push.py
 	$(PY) bench/simulate.py
+	$(PY) bench/cli_large.py
 
 # The tree of the bundle image (werf.yaml, .werf/stages/bundle.yaml) with the hooks' runtime for this Python.
 bundle: venv

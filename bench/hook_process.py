@@ -13,9 +13,11 @@
 # limitations under the License.
 """Benchmark: one orchestrator hook process (real file protocol) vs the bare interpreter + SDK import.
 
-Two hook cases: 'settings changed' (empty values, so the input is validated with jsonschema) and
-'steady state' (values from a previous run, as on every node or pod event). All are measured in
+Hook cases: 'settings changed' (empty values, so the input is validated) and
+'steady state' (values from a previous run, as on every node or pod event), and 'converged Proxy' (the
+values and objects after the simulator finished Unmanaged -> Proxy on the example cluster). All are measured in
 the same run, interleaved, and reported as ratios of medians so machine speed cancels out.
+Bytecode is cached for both sides (see figures.bytecode_env). Goals: issue #15.
 Usage: python bench/hook_process.py [--rounds N]
 """
 
@@ -37,6 +39,11 @@ sys.path.insert(0, str(REPO / "cli"))
 from d8registry import cluster as cluster_mod  # noqa: E402
 from d8registry.operator import bindings, protocol  # noqa: E402
 from d8registry.operator.module import ModuleHarness  # noqa: E402
+from figures import bytecode_env, figure  # noqa: E402
+
+# "converged Proxy" is the steady state of a finished switch; the issue's figure is the run on the values
+# of the previous run ("steady state"), and the converged run is held to the same goal.
+GOALS = {"steady state": 1.5, "settings changed": 2.5, "converged Proxy": 1.5}
 
 
 def _hook_files(tmp: Path, contexts: list[dict], values: dict) -> dict[str, str]:
@@ -62,6 +69,24 @@ def _timed(command: list[str], env: dict[str, str], cleanup: list[str]) -> float
     return time.perf_counter() - start
 
 
+def converged_proxy(cluster: cluster_mod.Cluster) -> tuple[list[dict], dict]:
+    """Objects and module values of the example cluster after the simulator finished Unmanaged -> Proxy:
+    the run every later node or pod event triggers (node services rendered, certificates in place)."""
+    from d8registry.sim.engine import Simulator
+    from d8registry.sim.scenario import settings_from_set
+
+    sim = Simulator(REPO, cluster, in_process=True, registry_hosts=["registry.deckhouse.ru"])
+    try:
+        sim.set_registry(settings_from_set("mode=Proxy", cluster))
+        for _ in range(120):
+            sim.step()
+            if sim.ready() and sim.state().get("mode") == "Proxy":
+                return sim.store.objects(), sim.harness.values
+        raise SystemExit("the simulator did not reach Proxy")
+    finally:
+        sim.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=30)
@@ -76,19 +101,23 @@ def main() -> None:
     harness = ModuleHarness(REPO, cluster.objects, cluster.globals)
     harness.before_helm()
     steady = harness.values
+    objects, converged = converged_proxy(cluster_mod.load())
+    converged_contexts = [bindings.helm_phase_context(config, "beforeHelm", objects)]
     with tempfile.TemporaryDirectory() as tmp:
         cases = {}
-        for name, values in (("settings changed", fresh), ("steady state", steady)):
+        for name, values, ctx in (("settings changed", fresh, contexts), ("steady state", steady, contexts),
+                                  ("converged Proxy", converged, converged_contexts)):
             case_dir = Path(tmp) / name.replace(" ", "-")
             case_dir.mkdir()
-            files = _hook_files(case_dir, contexts, values)
-            env = dict(os.environ, **files)
+            files = _hook_files(case_dir, ctx, values)
+            env = bytecode_env(dict(os.environ, **files), str(Path(tmp) / "pycache"))
             env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
             outputs = [files["VALUES_JSON_PATCH_PATH"], files["KUBERNETES_PATCH_PATH"], files["METRICS_PATH"]]
             cases[name] = (env, outputs, [])
         baseline_cmd = [sys.executable, "-c", "import deckhouse.hook"]
         hook_cmd = [str(hook)]
         baseline_env, baseline_outputs, _ = cases["settings changed"]
+        _timed(baseline_cmd, baseline_env, baseline_outputs)
         for env, outputs, _ in cases.values():
             _timed(hook_cmd, env, outputs)  # warm the page cache and .pyc files
         baseline = []
@@ -102,6 +131,9 @@ def main() -> None:
     for name, (_env, _outputs, samples) in cases.items():
         hook_ms = statistics.median(samples) * 1000
         print(f"orchestrator hook, {name:<17} median {hook_ms:6.1f} ms  ratio to baseline {hook_ms / base_ms:.2f}")
+    for name, (_env, _outputs, samples) in cases.items():
+        figure(f"orchestrator hook process, {name}, ratio to baseline",
+               statistics.median(samples) * 1000 / base_ms, GOALS[name])
 
 
 if __name__ == "__main__":

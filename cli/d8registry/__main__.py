@@ -24,14 +24,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from . import cluster as cluster_mod
 from . import helm, redact
-from .operator import protocol, values_rules
-from .operator.module import ModuleHarness
 from .sim import scenario
+
+if TYPE_CHECKING:
+    from .operator.module import ModuleHarness
 
 MODULE_DIR = Path(__file__).resolve().parents[2]
 
@@ -57,6 +59,8 @@ def _registry_settings(args, cluster) -> dict | None:
 
 
 def _harness_after_module_run(args, cluster) -> ModuleHarness:
+    from .operator.module import ModuleHarness  # on use: the operator stand-in loads jsonschema (issue #15)
+
     registry = _registry_settings(args, cluster)
     if registry is not None or getattr(args, "settings", None) or getattr(args, "set", None):
         cluster = cluster.with_registry_settings(registry)
@@ -110,7 +114,8 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_hook(args) -> int:
-    from .operator import bindings
+    from .operator import bindings, values_rules
+    from .operator.module import ModuleHarness
 
     cluster = _load_cluster(args)
     if args.snapshots:
@@ -280,6 +285,14 @@ def _input_errors() -> tuple:
     return SnapshotDumpError, LiveError
 
 
+def _module_run_errors() -> tuple[type[Exception], ...]:
+    # Imported only when an error reaches main: `status` never loads the operator stand-in (issue #15).
+    from .operator import protocol, values_rules
+
+    return (protocol.HookFailed, protocol.HookConfigError, values_rules.ValuesPatchError,
+            values_rules.ValuesValidationError, helm.HelmError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -288,8 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             *_input_errors()) as exc:
         print(f"d8registry: {exc}", file=sys.stderr)
         return 2
-    except (protocol.HookFailed, protocol.HookConfigError, values_rules.ValuesPatchError,
-            values_rules.ValuesValidationError, helm.HelmError) as exc:
+    except _module_run_errors() as exc:
         print(f"d8registry: module run failed: {' '.join(str(exc).split())[:2000]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

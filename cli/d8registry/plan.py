@@ -21,6 +21,7 @@ phase (current, transitional, final), static pod changes, and the object changes
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from pathlib import Path
 
@@ -74,18 +75,21 @@ def _diff(before: dict[str, str], after: dict[str, str], label_a: str, label_b: 
     for path in sorted(set(before) | set(after)):
         if before.get(path) == after.get(path):
             continue
-        if path.startswith("etc/kubernetes/manifests"):
-            verb = "added" if path not in before else "removed" if path not in after else "changed"
-            lines.append(f"    static pod manifest /{path} {verb}")
-            continue
-        if path.endswith(".crt"):
-            verb = "added" if path not in before else "removed" if path not in after else "changed"
-            lines.append(f"    CA file /{path} {verb}")
-            continue
-        diff = difflib.unified_diff((before.get(path) or "").splitlines(), (after.get(path) or "").splitlines(),
-                                    f"{label_a}:/{path}", f"{label_b}:/{path}", lineterm="")
-        lines += ["    " + line for line in diff]
+        lines += _file_diff(path, before.get(path), after.get(path), label_a, label_b)
     return lines
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_diff(path: str, old: str | None, new: str | None, label_a: str, label_b: str) -> tuple[str, ...]:
+    """The lines for one changed file; nodes of one group share their files, so each pair is diffed once."""
+    verb = "added" if old is None else "removed" if new is None else "changed"
+    if path.startswith("etc/kubernetes/manifests"):
+        return (f"    static pod manifest /{path} {verb}",)
+    if path.endswith(".crt"):
+        return (f"    CA file /{path} {verb}",)
+    diff = difflib.unified_diff((old or "").splitlines(), (new or "").splitlines(),
+                                f"{label_a}:/{path}", f"{label_b}:/{path}", lineterm="")
+    return tuple("    " + line for line in diff)
 
 
 def _object_keys(sim: Simulator) -> dict[tuple, str]:

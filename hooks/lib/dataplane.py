@@ -20,12 +20,12 @@ unchanged cluster produces unchanged versions (no pod restarts).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import front, hashing
+from .patterns import lazy
 
 DISTRIBUTION_ADDR = "127.0.0.1:5003"
 DEBUG_ADDR = "127.0.0.1:5002"
@@ -36,13 +36,14 @@ INCLUSTER_TTL = "1h"
 FLAVOUR_USERS = {"Proxy": ("ro",), "Local": ("ro", "rw", "mirror_puller", "mirror_pusher")}
 
 
-@dataclass(frozen=True)
-class Master:
+class Master(NamedTuple):
     name: str
     ip: str
 
 
 def sorted_masters(masters: list[Master]) -> list[Master]:
+    import ipaddress  # imported on use: most hook runs never sort masters (issue #15)
+
     return sorted(masters, key=lambda m: (ipaddress.IPv4Address(m.ip), m.name))
 
 
@@ -166,10 +167,10 @@ SYSTEM_CA_DIR = "/etc/ssl/certs"
 NODE_CRITICAL_PRIORITY = 2000001000
 PROXY_ENV_NAMES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy")
 
-_IMAGE_REF_RE = re.compile(
+_IMAGE_REF_RE = lazy(
     r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"@sha256:[0-9a-f]{64}", re.ASCII)
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_RE = lazy(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def image_refs(base: str, digests: dict | None) -> dict[str, str]:

@@ -26,9 +26,10 @@ before any text is produced.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from lib import pki, validate
+from lib import validate
+from lib.patterns import lazy
 
 FLAVOURS = ("Direct", "Proxy", "Local")
 # First line of every file the module writes on nodes; the master step checks it before removing one.
@@ -37,25 +38,23 @@ MAPPED_REPOSITORY = "system/deckhouse"
 REALM = "Deckhouse registry"
 # Long enough for a multi-GiB layer from a slow upstream: distribution streams it while fetching.
 READ_TIMEOUT = "900s"
-# Subject nginx reports ($ssl_client_s_dn) for the metrics scraper's client certificate (lib.pki).
-SCRAPER_SUBJECT = f"CN={pki.SCRAPER_COMMON_NAME}"
 
 # Local ACL (SPEC 5.4). Names are the htpasswd user names of lib.users.USERS.
 _PULLERS = ("ro", "mirror-puller")
 _WRITERS = ("rw", "mirror-pusher")
 _CATALOG_USERS = ("mirror-puller", "rw", "mirror-pusher")
 
-_SAFE_PATH_RE = re.compile(r"/(?:[A-Za-z0-9._-]+/)*[A-Za-z0-9._-]+", re.ASCII)
+_SAFE_PATH_RE = lazy(r"/(?:[A-Za-z0-9._-]+/)*[A-Za-z0-9._-]+", re.ASCII)
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """What one front binds and where it finds its files; the defaults are the production pod's.
 
     `listen` is the address of both HTTPS listeners: a master's InternalIP for the static pods,
     0.0.0.0 for the Deployment (the pod IP is not known when the config is rendered). The
     distribution and debug addresses are where this replica's distribution listens; loopback tests
-    give each master its own address so three replicas can share one machine.
+    give each master its own address so three replicas can share one machine. A NamedTuple, not a
+    dataclass: the class is built on every hook run, and a NamedTuple is much cheaper to build (issue #15).
     """
 
     listen: str = "0.0.0.0"
@@ -68,7 +67,18 @@ class Layout:
     temp_dir: str = "/tmp"
 
 
-def render(flavour: str, layout: Layout = Layout(), upstream_path: str | None = None, auth: bool = True) -> str:
+PRODUCTION_LAYOUT = Layout()
+
+
+def _scraper_subject() -> str:
+    """Subject nginx reports ($ssl_client_s_dn) for the metrics scraper's client certificate (lib.pki)."""
+    # pki is imported on use: a hook run that renders no front config need not load it (issue #15)
+    from lib import pki
+
+    return f"CN={pki.SCRAPER_COMMON_NAME}"
+
+
+def render(flavour: str, layout: Layout = PRODUCTION_LAYOUT, upstream_path: str | None = None, auth: bool = True) -> str:
     """nginx.conf of one front.
 
     flavour        Direct | Proxy | Local
@@ -142,7 +152,7 @@ def render(flavour: str, layout: Layout = Layout(), upstream_path: str | None = 
             out.line("ssl_verify_client on;")
             out.line("access_log off;")
             with out.block("location = /metrics"):
-                out.line(f'if ($ssl_client_s_dn != "{SCRAPER_SUBJECT}") {{ return 403; }}')
+                out.line(f'if ($ssl_client_s_dn != "{_scraper_subject()}") {{ return 403; }}')
                 out.line("limit_except GET { deny all; }")
                 out.line(f"proxy_pass http://{debug}/metrics;")
             with out.block("location /"):

@@ -15,9 +15,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
+
+try:
+    # CPython's built-in SHA-256 computes the same digests as hashlib's OpenSSL one, without loading
+    # libcrypto, which took several milliseconds of every hook run (issue #15).
+    from _sha2 import sha256  # Python 3.12+
+except ImportError:  # pragma: no cover - depends on the interpreter
+    try:
+        from _sha256 import sha256  # Python 3.11
+    except ImportError:
+        from hashlib import sha256
 
 
 def canonical_json(obj: Any) -> str:
@@ -25,7 +34,7 @@ def canonical_json(obj: Any) -> str:
 
 
 def sha256_hex(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+    return sha256(canonical_json(obj).encode("utf-8")).hexdigest()
 
 
 def version_of(payload: dict) -> str:

@@ -15,10 +15,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from . import hashing
+from .patterns import lazy
 
 LISTEN = "127.0.0.1:5001"
 PORT = 5001
@@ -28,7 +28,7 @@ MARKER = "# managed by d8 registry module"
 CONFIG_HASH_ANNOTATION = "registry.deckhouse.io/config-hash"
 RUN_AS = 64535
 # `<repo>@sha256:<digest>` or `<repo>:<tag>`; also what the node step accepts before `crictl pull`.
-_IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}", re.ASCII)
+_IMAGE_RE = lazy(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}", re.ASCII)
 
 
 def lb_payload(endpoints: list[str], image: str) -> dict:
@@ -84,7 +84,7 @@ def lb_manifest(image: str, nginx_conf: str) -> str:
             "namespace": "d8-system",
             "labels": {"app": "registry", "component": "registry-node-lb", "heritage": "deckhouse",
                        "module": "registry"},
-            "annotations": {CONFIG_HASH_ANNOTATION: hashlib.sha256(nginx_conf.encode()).hexdigest()},
+            "annotations": {CONFIG_HASH_ANNOTATION: hashing.sha256(nginx_conf.encode()).hexdigest()},
         },
         "spec": {
             "hostNetwork": True,

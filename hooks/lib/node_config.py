@@ -37,15 +37,13 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
 import re
 from typing import Any
 
-import tomli_w
-
 from lib import validate
 from lib.enums import CONTAINERD_KINDS, KIND_NONE
-from lib.hashing import version_of
+from lib.hashing import sha256, version_of
+from lib.patterns import lazy
 
 FIXED_DIR = "registry.d8-system.svc:5001"
 LB_ENDPOINT = "127.0.0.1:5001"
@@ -63,8 +61,8 @@ _UPSTREAM_MODES = ("Direct", "Unmanaged")
 _NODE_SERVICES_MODES = ("Proxy", "Local")
 _SCHEMES = ("http", "https")
 _MIRROR_KEYS = frozenset({"scheme", "host", "ca", "auth", "header", "dial_timeout", "rewrite"})
-_HEADER_NAME_RE = re.compile(r"[A-Za-z0-9-]+", re.ASCII)
-_DURATION_RE = re.compile(r"[0-9]{1,4}(?:ms|s|m)", re.ASCII)
+_HEADER_NAME_RE = lazy(r"[A-Za-z0-9-]+", re.ASCII)
+_DURATION_RE = lazy(r"[0-9]{1,4}(?:ms|s|m)", re.ASCII)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -214,7 +212,7 @@ def ca_file_name(scheme: str, host: str) -> str:
     """
     name = f"{scheme}-{host}-ca.crt"
     if len(name) > validate.NAME_MAX:
-        name = f"{scheme}-{hashlib.sha256(host.encode('ascii')).hexdigest()[:32]}-ca.crt"
+        name = f"{scheme}-{sha256(host.encode('ascii')).hexdigest()[:32]}-ca.crt"
     return validate.file_name(name)
 
 
@@ -238,6 +236,8 @@ def _render_dir(directory: str, entries: list[dict], hosts_root: str) -> dict[st
     if server is not None:
         document["server"] = server
     document["host"] = hosts
+    import tomli_w  # imported on use: a steady-state hook run renders no hosts.toml (issue #15)
+
     return {HOSTS_FILE: f"{MARKER}\n{tomli_w.dumps(document)}", **files}
 
 

@@ -20,14 +20,14 @@ runs only need to know that nothing has to be (re)generated.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import ipaddress
+
     from cryptography import x509
 
 CA_COMMON_NAME = "registry-ca"
@@ -249,6 +249,8 @@ def _parse_ipv4(ip: Any) -> ipaddress.IPv4Address:
     # ipaddress also accepts integers and bytes; only the textual form is a valid input here.
     if not isinstance(ip, str):
         raise ValueError(f"pki: IP address must be a string, got {type(ip).__name__}")
+    import ipaddress  # imported on use, like cryptography: most hook runs issue no certificate (issue #15)
+
     try:
         return ipaddress.IPv4Address(ip)
     except ValueError:
@@ -268,6 +270,8 @@ def _required_sans(dns: list[str], ips: list[str]) -> tuple[set[str], set[str]]:
 
 def _cert_sans(cert: x509.Certificate) -> tuple[set[str], set[str]] | None:
     """The certificate's SANs, or None when it holds anything besides DNS names and IPv4 addresses."""
+    import ipaddress
+
     from cryptography import x509
 
     sans = _extension(cert, x509.SubjectAlternativeName)
@@ -454,6 +458,8 @@ def _unique(items: Any) -> list:
 
 def _serial() -> int:
     # RFC 5280 wants a positive serial; 0 is the only non-positive value randbits can return.
+    import secrets
+
     while True:
         serial = secrets.randbits(SERIAL_BITS)
         if serial > 0:

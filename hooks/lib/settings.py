@@ -19,13 +19,13 @@ error messages (SPEC 3.3, 3.5). It is pure: the only I/O is reading the shipped 
 
 from __future__ import annotations
 
-import ipaddress
+import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from .patterns import lazy
 
 FIXED_HOST = "registry.d8-system.svc:5001"
 FIXED_HOSTNAME = "registry.d8-system.svc"
@@ -49,7 +49,9 @@ CA_MAX_CERTS = 16
 ECHO_LIMIT = 100
 MAX_ERROR_LINES = 10
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "openapi" / "registry-settings.yaml"
+# Plain os.path, not pathlib: every hook run imports this module, and pathlib alone costs a few ms (issue #15).
+_MODULE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+SCHEMA_PATH = os.path.join(_MODULE_DIR, "openapi", "registry-settings.yaml")
 
 # Schema patterns that stand for a dedicated message instead of "must match pattern".
 USERNAME_PATTERN = r"^[^:\x00-\x1F\x7F-\x9F]*$"
@@ -59,13 +61,13 @@ TTL_PATTERN = r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$"
 # Values of these fields may be quoted back to the user; everything else (secrets above all) never is.
 ECHOED_FIELDS = frozenset({"mode", "scheme", "checkMode", "ttl", "imagesRepo"})
 
-_CONTROL_RE = re.compile(r"[\x00-\x1F\x7F-\x9F]")
-_TTL_RE = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII)
-_DNS_LABEL_RE = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?", re.ASCII | re.IGNORECASE)
-_SEGMENT_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", re.ASCII)
-_PORT_RE = re.compile(r"[0-9]+", re.ASCII)
-_PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
-_URL_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_CONTROL_RE = lazy(r"[\x00-\x1F\x7F-\x9F]")
+_TTL_RE = lazy(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII)
+_DNS_LABEL_RE = lazy(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?", re.ASCII | re.IGNORECASE)
+_SEGMENT_RE = lazy(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", re.ASCII)
+_PORT_RE = lazy(r"[0-9]+", re.ASCII)
+_PEM_CERT_RE = lazy(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
+_URL_SCHEME_RE = lazy(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 # Cross-field rules (SPEC 3.3).
@@ -118,15 +120,13 @@ FOOTER = "Keeping the last valid settings (mode {label})."
 _Path = tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(NamedTuple):
     cluster_configuration_present: bool
     default_cri: str | None  # global.clusterConfiguration.defaultCRI
     cluster_type: str | None  # global.clusterConfiguration.clusterType
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     params: dict | None
     errors: tuple[str, ...]
 
@@ -220,6 +220,8 @@ def is_valid_host(host: str) -> bool:
     labels = host.split(".")
     if all(label.isdigit() for label in labels):
         # Numeric-only names are meant as addresses; a malformed one (e.g. 300.1.1.1) is a typo, not a DNS name.
+        import ipaddress
+
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
@@ -246,11 +248,12 @@ def schema_digest() -> str:
     remembered verdicts even when the schema stays the same. Plain bytes, so neither yaml nor jsonschema is
     imported.
     """
-    import hashlib
+    from .hashing import sha256
 
-    digest = hashlib.sha256()
-    for source in (SCHEMA_PATH, Path(__file__).resolve()):
-        content = source.read_bytes()
+    digest = sha256()
+    for source in (SCHEMA_PATH, os.path.realpath(__file__)):
+        with open(source, "rb") as handle:
+            content = handle.read()
         digest.update(len(content).to_bytes(8, "big"))
         digest.update(content)
     return digest.hexdigest()
@@ -260,8 +263,11 @@ def schema_digest() -> str:
 def load_schema() -> dict:
     import yaml
 
-    with SCHEMA_PATH.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    # libyaml's safe loader when PyYAML has it: the same document (a unit test compares the two on this
+    # file) in a fraction of the pure-Python loader's time.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader either way
 
 
 @lru_cache(maxsize=1)
@@ -298,10 +304,118 @@ def _ecma_regex(regex: str) -> re.Pattern[str]:
     return re.compile(regex, re.ASCII)
 
 
+# The schema walker: the keywords of the shipped schema, evaluated exactly as the jsonschema validator above
+# evaluates them (a property test compares the two on generated input), without importing jsonschema, whose
+# import alone took longer than the rest of a hook run (issue #15). A schema using anything else (another
+# keyword, another type name) is validated by jsonschema, so a schema change can never skip a check.
+_WALKED_TYPES: dict[str, type] = {"string": str, "object": dict}
+_ANNOTATIONS = frozenset({"default", "description", "title", "examples"})
+
+
+class SchemaError(NamedTuple):
+    """The parts of a jsonschema ValidationError that the messages are made of."""
+
+    validator: str
+    validator_value: Any
+    instance: Any
+    schema: dict
+    absolute_path: tuple[str, ...]
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _is_length(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def walkable(schema: Any) -> bool:
+    """True when every keyword of the schema (and its subschemas) is one the walker evaluates."""
+    if not isinstance(schema, dict):
+        return False
+    for keyword, value in schema.items():
+        if keyword in _ANNOTATIONS or keyword.startswith("x-"):
+            continue
+        if keyword == "type":
+            names = [value] if isinstance(value, str) else value
+            ok = _is_str_list(names) and bool(names) and all(name in _WALKED_TYPES for name in names)
+        elif keyword == "properties":
+            ok = isinstance(value, dict) and all(walkable(child) for child in value.values())
+        elif keyword == "additionalProperties":
+            ok = value is False or value is True or walkable(value)
+        elif keyword in ("required", "enum"):
+            ok = _is_str_list(value)
+        elif keyword in ("minLength", "maxLength"):
+            ok = _is_length(value)
+        elif keyword == "pattern":
+            ok = isinstance(value, str)
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def _walk(schema: dict, instance: Any, path: tuple[str, ...], out: list[SchemaError]) -> None:
+    def fail(keyword: str, instance: Any = instance) -> None:
+        out.append(SchemaError(keyword, schema[keyword], instance, schema, path))
+
+    for keyword, value in schema.items():
+        if keyword == "type":
+            names = [value] if isinstance(value, str) else value
+            if not any(isinstance(instance, _WALKED_TYPES[name]) for name in names):
+                fail(keyword)
+        elif keyword == "enum":
+            if not (isinstance(instance, str) and instance in value):
+                fail(keyword)
+        elif keyword == "pattern":
+            if isinstance(instance, str) and _ecma_regex(value).search(instance) is None:
+                fail(keyword)
+        elif keyword == "minLength":
+            if isinstance(instance, str) and len(instance) < value:
+                fail(keyword)
+        elif keyword == "maxLength":
+            if isinstance(instance, str) and len(instance) > value:
+                fail(keyword)
+        elif not isinstance(instance, dict):
+            continue
+        elif keyword == "required":
+            for _ in (name for name in value if name not in instance):
+                fail(keyword)
+        elif keyword == "properties":
+            for name, child in value.items():
+                if name in instance:
+                    _walk(child, instance[name], (*path, name), out)
+        elif keyword == "additionalProperties":
+            known = schema.get("properties", {})
+            extras = [name for name in instance if name not in known]
+            if isinstance(value, dict):
+                for name in extras:
+                    _walk(value, instance[name], (*path, name), out)
+            elif value is False and extras:
+                fail(keyword)
+
+
+@lru_cache(maxsize=1)
+def _schema_walkable() -> bool:
+    return walkable(load_schema())
+
+
+def schema_errors(settings: Any, engine: str = "auto") -> list[Any]:
+    """Every schema violation, as jsonschema reports them; `engine` is "walker", "jsonschema" or "auto"."""
+    schema = load_schema()
+    if engine == "walker" or (engine == "auto" and _schema_walkable()):
+        out: list[SchemaError] = []
+        _walk(schema, settings, (), out)
+        return out
+    return list(_validator().iter_errors(settings))
+
+
 def _schema_pass(settings: Any) -> tuple[list[tuple[_Path, str]], set[_Path], dict[str, str]]:
     """Schema-level messages sorted by path, the paths that failed, and canonical CA per section."""
     by_path: dict[_Path, list[Any]] = {}
-    for error in _validator().iter_errors(settings):
+    for error in schema_errors(settings):
         path = ("registry", *(str(part) for part in error.absolute_path))
         by_path.setdefault(path, []).append(error)
 

@@ -46,8 +46,12 @@ SERVICE_FOR = {"Direct": SERVICE_INCLUSTER_PROXY, "Proxy": SERVICE_NODE_SERVICES
 USERS_FOR = {"Direct": (), "Proxy": ("ro",), "Local": ("ro", "rw", "mirror_puller", "mirror_pusher"), "Unmanaged": ()}
 
 
-@dataclass
+# No generated __repr__/__eq__: nothing compares or prints these (a repr would quote the verdict's
+# credentials), and skipping them makes the classes cheaper to build on every hook run (issue #15).
+@dataclass(repr=False, eq=False)
 class Inputs:
+    """Everything one run reads: the verdict on the settings, the snapshots and the module's globals."""
+
     verdict: settings.Verdict
     generation: int | None
     now: datetime
@@ -70,8 +74,10 @@ class Inputs:
     checker_restored: bool = True
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Outcome:
+    """Everything one run decides: the next state and what the hook writes out."""
+
     state: dict
     ready: bool
     checker_params: dict

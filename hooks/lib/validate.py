@@ -21,24 +21,28 @@ would end up in logs and conditions.
 
 from __future__ import annotations
 
-import ipaddress
 import re
+from typing import TYPE_CHECKING
 
+from lib.patterns import lazy
 from lib.settings import is_valid_host, is_valid_path_segment
+
+if TYPE_CHECKING:
+    import ipaddress
 
 # A single path component on Linux (NAME_MAX); longer names cannot be created at all.
 NAME_MAX = 255
 NODE_NAME_MAX = 253
 USERNAME_MAX = 256
 
-_NODE_NAME_RE = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*", re.ASCII)
-_FILE_NAME_RE = re.compile(r"[A-Za-z0-9._:-]+", re.ASCII)
-_PORT_DIGITS_RE = re.compile(r"[0-9]{1,5}", re.ASCII)
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NODE_NAME_RE = lazy(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*", re.ASCII)
+_FILE_NAME_RE = lazy(r"[A-Za-z0-9._:-]+", re.ASCII)
+_PORT_DIGITS_RE = lazy(r"[0-9]{1,5}", re.ASCII)
+_CONTROL_RE = lazy(r"[\x00-\x1f\x7f-\x9f]")
 # Characters that carry syntax in at least one of the formats the module writes without an escaping
 # serializer (nginx, regsync templates, shell); control characters cover newline and NUL.
-_CONFIG_UNSAFE_RE = re.compile(r"[;{}\"'`$\\\x00-\x1f\x7f-\x9f]")
-_PEM_BLOCK_RE = re.compile(
+_CONFIG_UNSAFE_RE = lazy(r"[;{}\"'`$\\\x00-\x1f\x7f-\x9f]")
+_PEM_BLOCK_RE = lazy(
     r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----", re.ASCII
 )
 CA_BUNDLE_MAX_BYTES = 64 * 1024
@@ -66,6 +70,8 @@ def ipv4(value: str) -> ipaddress.IPv4Address:
     _require_str(value, "IPv4 address")
     # ipaddress is strict already (no leading zeros, no whitespace, ASCII digits only); the round trip
     # additionally guarantees that what gets rendered is exactly what was checked.
+    import ipaddress  # imported on use: most hook runs never need it (issue #15)
+
     try:
         address = ipaddress.IPv4Address(value)
     except ValueError:

@@ -61,7 +61,9 @@ def _hook_modules(module: Path) -> set[str]:
     hooks = module / "hooks"
     own = {p.stem for p in hooks.glob("*.py")} | {"lib"} | {p.stem for p in (hooks / "lib").glob("*.py")}
     names = set().union(*(_imports(p) for p in hooks.rglob("*.py") if "venv" not in p.parts))
-    return {n for n in names if n not in sys.stdlib_module_names and n not in own}
+    # _sha2 is CPython's built-in SHA-2 module from Python 3.12 on (lib/hashing.py); the bundle targets 3.12+.
+    stdlib = sys.stdlib_module_names | {"_sha2"}
+    return {n for n in names if n not in stdlib and n not in own}
 
 
 # -- the tree ----------------------------------------------------------------------------------------------------------

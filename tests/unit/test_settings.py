@@ -19,6 +19,7 @@ import datetime
 import functools
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -705,7 +706,7 @@ def test_import_and_default_input_stay_cheap():
         "heavy = [m for m in ('jsonschema', 'cryptography', 'yaml') if m in sys.modules];"
         "assert not heavy, heavy"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=settings.SCHEMA_PATH.parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(settings.SCHEMA_PATH).parents[1])
 
 
 def test_schema_digest_is_stable_and_cheap():
@@ -717,7 +718,7 @@ def test_schema_digest_is_stable_and_cheap():
         "assert 'yaml' not in sys.modules and 'jsonschema' not in sys.modules"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=settings.SCHEMA_PATH.parents[1]
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=Path(settings.SCHEMA_PATH).parents[1]
     )
     assert result.stdout.strip() == digest
 
@@ -729,7 +730,7 @@ def test_cryptography_loaded_only_for_ca():
         "v = settings.evaluate({'mode': 'Direct', 'direct': {'imagesRepo': 'r.io/d'}}, env); assert v.valid;"
         "assert 'cryptography' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=settings.SCHEMA_PATH.parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(settings.SCHEMA_PATH).parents[1])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -906,7 +907,7 @@ def test_schema_cel_rules_carry_the_exact_messages(schema):
 
 
 def test_doc_ru_twin_mirrors_the_schema(schema):
-    with (settings.SCHEMA_PATH.parent / "doc-ru-registry-settings.yaml").open(encoding="utf-8") as handle:
+    with (Path(settings.SCHEMA_PATH).parent / "doc-ru-registry-settings.yaml").open(encoding="utf-8") as handle:
         twin = yaml.safe_load(handle)
 
     def shape(node):
