@@ -35,6 +35,8 @@ def current_upstream(cluster: Cluster) -> dict:
         if obj.get("kind") == "Secret" and meta.get("name") == "deckhouse-registry":
             data = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
             section = {"imagesRepo": data.get("address", "") + data.get("path", "")}
+            if data.get("ca"):
+                section["ca"] = data["ca"]
             if data.get("scheme", "https").lower() == "http":
                 section["scheme"] = "HTTP"
             try:
