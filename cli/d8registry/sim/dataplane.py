@@ -24,13 +24,19 @@ What runs (all from unmodified binaries, all bound to 127.0.0.0/8):
   the machine's network between nodes;
 - per node, containerd (1.6 for config version 2, the cached 2.x build for version 3) started by
   containerd_node from the node root's config.toml and hosts dir as the simulated node steps leave them, and
-  restarted whenever a step ran `systemctl restart containerd`;
+  restarted right after the node's steps when one of them ran `systemctl restart containerd` (the simulator's
+  systemctl is a stub; the step's own wait for `crictl info` answers at once, the pulls do not);
 - per node, the static pods the node steps wrote to /etc/kubernetes/manifests (the node LB on every node, the
   registry node services on masters), run like kubelet runs them: started when the manifest appears, restarted
   when it changes, stopped when it goes. Each container's command is the manifest's, with the binary from
   `make tools`; hostPath volumes are the node root's directories and the container's mount paths in its config
   files and environment are rewritten to them (the one relocation: there is no container filesystem here).
   The step's `chown` is a simulator stub, so the ownership it asks for (the pods' user) is applied here.
+
+Vanilla containerd ignores hosts.toml `rewrite` (Deckhouse's containerd extension; see
+tests/e2e/dataplane/test_containerd_node.py), so Direct's node path asks the upstream for `system/deckhouse`
+literally: the upstream holds the test image under that path too. Everything else of Direct's hosts.toml (host,
+CA, credentials, order) is exercised as written.
 
 The node-manager stand-in for legacy Unmanaged: the node trusts the upstream CA (containerd's SSL_CERT_FILE)
 and kubelet passes the pull secret's credentials with every pull of the upstream reference.
@@ -81,6 +87,7 @@ CLONE_NEWNET = 0x40000000
 CONNECT_RETRY_SECONDS = 60.0
 CONNECT_RETRY_INTERVAL = 0.5
 PULL_TIMEOUT = 60
+MAX_SECONDS = 1800.0  # the pull loops' bound in time (each is also bounded in count: max_pulls)
 # the binaries a manifest's command names, by file name; anything else (regsync, the gc shell loop) is not on
 # the pull path and is not started
 BINARIES = {"nginx": "nginx", "registry": "registry"}
@@ -691,7 +698,7 @@ def simulate(args, cluster, out, default: list[str]) -> int:
                         faults=build_faults(args), progress=report.live_printer(out),
                         registry_hosts=_hosts([registry for _label, registry in steps] + [cluster_registry(cluster)]))
         plane = RealDataPlane(sim, upstream, image, procs, base, out=out,
-                              max_seconds=float(getattr(args, "dataplane_max_seconds", 900)))
+                              max_seconds=MAX_SECONDS)
         print(f"=== real data plane in {base}: upstream https://{upstream_address(upstream)}/{lo.UPSTREAM_PATH} "
               f"(TLS, htpasswd), image {image.digest}", file=out, flush=True)
         plane.start()
@@ -715,9 +722,7 @@ def simulate(args, cluster, out, default: list[str]) -> int:
         procs.stop_all()
         if sim is not None:
             sim.close()
-        keep = getattr(args, "keep_dataplane", False)
-        if not keep:
-            shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
     if plane is not None:
         print("\n".join(plane.report()), file=out)
     print(f"wall time: {time.monotonic() - wall:.1f} s", file=out, flush=True)

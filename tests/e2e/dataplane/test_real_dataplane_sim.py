@@ -64,6 +64,13 @@ def _simulate(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout, cwd=REPO, stdin=subprocess.DEVNULL)
 
 
+def _show(result: subprocess.CompletedProcess) -> str:
+    """The run's report (visible with -s), and its output for the assertions."""
+    out = result.stdout
+    print(out[out.find("=== data plane"):] if "=== data plane" in out else out[-4000:])
+    return out
+
+
 def _table(stdout: str) -> dict[str, dict]:
     lines = stdout.split("=== data plane: CRI pulls per stage", 1)[1].splitlines()[2:]
     rows = {}
@@ -77,7 +84,7 @@ def _table(stdout: str) -> dict[str, dict]:
 
 def test_whole_chain_pulls_never_fail(small_cluster_file):
     result = _simulate("--cluster", str(small_cluster_file))
-    out = result.stdout
+    out = _show(result)
     assert result.returncode == 0, out[-6000:] + result.stderr[-3000:]
     assert out.count("--- READY") == 5, out[-4000:]
     rows = _table(out)
@@ -106,7 +113,7 @@ def test_skipped_transitional_config_is_caught(small_cluster_file, tmp_path):
     node_config.write_text(text.replace(marker, "    return copy.deepcopy(new)  # injected fault\n" + marker))
     result = _simulate("--cluster", str(small_cluster_file), "--module-dir", str(tree),
                        "--set", "mode=Direct", "--set", "mode=Unmanaged")
-    out = result.stdout
+    out = _show(result)
     assert result.returncode == 4, out[-6000:] + result.stderr[-3000:]
     rows = _table(out)
     assert int(rows["2: -> Unmanaged"]["failed"]) > 0, rows
