@@ -401,7 +401,12 @@ class RealDataPlane:
         if restarted:
             item.restarts += 1
             self.say(f"{name}: the step restarted containerd (stage {self.stage})")
+            # a pull in flight when the daemon goes down, whatever the loop's timing: the case kubelet meets
+            probe = threading.Thread(target=self._record_pull, args=(item,), name=f"restart-pull-{name}", daemon=True)
+            probe.start()
+            time.sleep(0.1)
             item.node.start_daemon(netns=item.netns, env=self.daemon_env, hosts_file=self.hosts_file)
+            probe.join(timeout=CONNECT_RETRY_SECONDS + PULL_TIMEOUT + 15)
         self._kubelet(item)
 
     def tick_done(self) -> None:
@@ -551,14 +556,17 @@ class RealDataPlane:
     def _loop(self, item: NodeRuntime) -> None:
         count = 0
         while not self._stop.is_set() and count < self.max_pulls and time.monotonic() < self.deadline:
-            stage = self.stage
-            ref, creds = self.current_ref()
-            record = self._pull(item, stage, ref, creds)
-            with self._lock:
-                self.pulls.append(record)
+            self._record_pull(item)
             count += 1
-            self._rmi(item, ref)
             self._stop.wait(self.interval)
+
+    def _record_pull(self, item: NodeRuntime) -> None:
+        stage = self.stage
+        ref, creds = self.current_ref()
+        record = self._pull(item, stage, ref, creds)
+        with self._lock:
+            self.pulls.append(record)
+        self._rmi(item, ref)
 
     def _pull(self, item: NodeRuntime, stage: str, ref: str, creds: str | None) -> Pull:
         started = time.monotonic()
@@ -630,7 +638,8 @@ class RealDataPlane:
         lines.append(f"failed pulls: {len(failures)}")
         groups: dict[tuple[str, str, str, str], int] = {}
         for pull in failures:
-            key = (pull.node, pull.stage, pull.ref, pull.error)
+            # one line per kind of error: the client's ephemeral ports differ from pull to pull
+            key = (pull.node, pull.stage, pull.ref, re.sub(r"(\d+\.\d+\.\d+\.\d+):\d+->", r"\1:*->", pull.error))
             groups[key] = groups.get(key, 0) + 1
         for (node, stage, ref, error), count in list(groups.items())[:20]:
             lines.append(f"  FAILED {count}x node={node} stage={stage!r} ref={ref}: containerd: {error}")
