@@ -184,7 +184,7 @@ def _simulate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real-dataplane", action="store_true",
                         help="root only: every node runs real containerd, node LB and registry pods on loopback "
                              "and pulls over CRI throughout the switches; exit 4 when a pull failed "
-                             "(docs/simulator.md)")
+                             "(README, docs/INSTALL.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
