@@ -195,6 +195,10 @@ def _simulate_options(parser: argparse.ArgumentParser) -> None:
                                                           "(default: $D8REGISTRY_MODULE_DIR, else the checkout)")
     parser.add_argument("--dump-to", metavar="FILE", help="write the final cluster (globals + objects) here; "
                                                           "usable as --cluster or status --dump")
+    parser.add_argument("--real-dataplane", action="store_true",
+                        help="root only: every node runs real containerd, node LB and registry pods on loopback "
+                             "and pulls over CRI throughout the switches; exit 4 when a pull failed "
+                             "(README, docs/INSTALL.md)")
 
 
 def _kube_options(parser: argparse.ArgumentParser) -> None:

@@ -42,6 +42,7 @@ import importlib
 import json
 import os
 import platform
+import shlex
 import subprocess
 import time
 from dataclasses import dataclass
@@ -188,8 +189,11 @@ class Node:
         return path.read_text().splitlines() if path.exists() else []
 
     # -- the daemon ---------------------------------------------------------------------------------
-    def start_daemon(self, net_namespace: bool = False) -> lo.Containerd:
-        """containerd from the node root's config.toml, as the step left it."""
+    def start_daemon(self, net_namespace: bool = False, netns: str | None = None, env: dict | None = None,
+                     hosts_file: Path | None = None) -> lo.Containerd:
+        """containerd from the node root's config.toml, as the step left it. `netns` (a path such as
+        /proc/<pid>/ns/net) runs it in an existing network namespace; `env` is added to its environment;
+        `hosts_file` is bind-mounted on /etc/hosts in its mount namespace."""
         if os.geteuid() != 0:
             raise lo.Unavailable("containerd needs root (mount namespace, snapshotter)")
         if not Path("/etc/containerd").is_dir():
@@ -208,9 +212,13 @@ class Node:
                 daemon_binary(self.major), "--config", "/etc/containerd/config.toml",
                 "--root", str(self.daemon_dir / "root"), "--state", str(self.daemon_dir / "state"),
                 "--address", str(self.daemon_dir / "c.sock")]
+        if hosts_file is not None:
+            argv[argv.index(script)] = f"mount --bind {shlex.quote(str(hosts_file))} /etc/hosts && {script}"
+        if netns is not None:
+            argv = ["nsenter", f"--net={netns}", "--", *argv]
         if self.procs.running(self.name):
             self.procs.stop(self.name)
-        self.procs.start(self.name, argv)
+        self.procs.start(self.name, argv, env=env)
         runtime = lo.Containerd(self.procs, self.daemon_dir)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -330,7 +330,7 @@ http {{
 """
 
 
-def start_upstream(procs: Processes, workdir: Path, auth: str = "basic") -> Upstream:
+def start_upstream(procs: Processes, workdir: Path, auth: str = "basic", names: tuple[str, ...] = ()) -> Upstream:
     """distribution v3 serving `deckhouse/ee`: TLS + Basic, TLS + token, or plain HTTP without auth.
 
     Token: distribution's token server. distribution's pull-through client only sends credentials
@@ -344,7 +344,7 @@ def start_upstream(procs: Processes, workdir: Path, auth: str = "basic") -> Upst
     storage.mkdir(parents=True)
     ca, _ = pki.ensure_ca(None, now())
     (directory / "ca.crt").write_text(ca.cert)
-    tls = tls_pair(directory, "tls", ca, ["localhost"], ["127.0.0.1"])
+    tls = tls_pair(directory, "tls", ca, ["localhost", *names], ["127.0.0.1"])  # names: extra DNS names
     (directory / "htpasswd").write_text(htpasswd_line(UPSTREAM_USER, UPSTREAM_PASSWORD))
     port = free_port()
     registry_port, served_tls, config = port, tls, None
@@ -417,11 +417,11 @@ def make_image(label: str, layer_bytes: int = 256 * 1024) -> Image:
     return Image("sha256:" + hashlib.sha256(manifest).hexdigest(), manifest, blobs)
 
 
-def seed(upstream: Upstream, image: Image, tag: str | None = None) -> None:
+def seed(upstream: Upstream, image: Image, tag: str | None = None, path: str = UPSTREAM_PATH) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", upstream.seed_port, timeout=30)  # type: ignore[attr-defined]
     try:
         for digest, data in image.blobs.items():
-            conn.request("POST", f"/v2/{UPSTREAM_PATH}/blobs/uploads/")
+            conn.request("POST", f"/v2/{path}/blobs/uploads/")
             response = conn.getresponse()
             response.read()
             assert response.status == 202, response.status
@@ -432,7 +432,7 @@ def seed(upstream: Upstream, image: Image, tag: str | None = None) -> None:
             response = conn.getresponse()
             response.read()
             assert response.status == 201, response.status
-        conn.request("PUT", f"/v2/{UPSTREAM_PATH}/manifests/{tag or image.digest}", body=image.manifest,
+        conn.request("PUT", f"/v2/{path}/manifests/{tag or image.digest}", body=image.manifest,
                      headers={"Content-Type": OCI_MANIFEST})
         response = conn.getresponse()
         response.read()

@@ -467,13 +467,20 @@ d8reg_ensure_dir "${HOSTS_ROOT}" 755 shared
 for dir in ${want_dirs[@]+"${want_dirs[@]}"}; do
   d8reg_ensure_dir "${HOSTS_ROOT}/${dir}" 755
 done
-for pair in ${want_pairs[@]+"${want_pairs[@]}"}; do
-  dir="${pair%%/*}"
-  file="${pair#*/}"
-  d8reg_put "${HOSTS_ROOT}/${dir}/${file}" 644 "" d8reg_payload_file "${pair}"
-  if [[ ${d8reg_wrote} == 1 ]]; then
-    d8reg_log "wrote ${HOSTS_ROOT#"${ROOT}"}/${dir}/${file}"
-  fi
+# containerd reads hosts.toml at every pull: the CA files a hosts.toml names are in place before it is
+# (pass 1: everything else, pass 2: hosts.toml); files it no longer names go only after it, in step 7
+for pass in 1 2; do
+  for pair in ${want_pairs[@]+"${want_pairs[@]}"}; do
+    dir="${pair%%/*}"
+    file="${pair#*/}"
+    if [[ (${pass} == 1 && ${file} == "hosts.toml") || (${pass} == 2 && ${file} != "hosts.toml") ]]; then
+      continue
+    fi
+    d8reg_put "${HOSTS_ROOT}/${dir}/${file}" 644 "" d8reg_payload_file "${pair}"
+    if [[ ${d8reg_wrote} == 1 ]]; then
+      d8reg_log "wrote ${HOSTS_ROOT#"${ROOT}"}/${dir}/${file}"
+    fi
+  done
 done
 
 # ---------------------------------------------------------------------------------- 7. stale entries

@@ -536,3 +536,20 @@ def test_v3_insertion_is_accepted_by_the_real_containerd_2(scenarios, make_node)
     assert "not checked" not in proc.stderr, "containerd 2.x must have validated the candidate"
     jsonschema.validate(tomllib.loads(node.read("etc/containerd/config.toml")), V3_KEY_PATH)
     assert node.calls("systemctl") == [["restart", "containerd"]]
+
+
+def test_ca_files_are_in_place_before_the_hosts_toml_that_names_them(make_node):
+    """containerd reads hosts.toml at every pull: a hosts.toml naming a CA file not written yet fails pulls ("unable
+    to read CA cert"), as `simulate --real-dataplane` caught on a switch to Local. New CA files go first."""
+    first = hosts_payload({"a.example.com": [{"scheme": "https", "host": "a.example.com"}]})
+    second = hosts_payload({"a.example.com": [{"scheme": "https", "host": "a.example.com"},
+                                              {"scheme": "https", "host": "10.0.0.1:5001", "ca": CA}]})
+    node = node_with(make_node, CONFIG_V2)
+    assert node.run(content_for(first)).returncode == 0
+    result = node.run(content_for(second))
+    assert result.returncode == 0, result.stderr
+    wrote = [line.split("wrote ", 1)[1].strip() for line in result.stderr.splitlines() if "wrote " in line]
+    ca_files = [w for w in wrote if w.endswith("-ca.crt")]
+    hosts_toml = f"/{HOSTS}/a.example.com/hosts.toml"
+    assert ca_files and hosts_toml in wrote, wrote
+    assert all(wrote.index(ca) < wrote.index(hosts_toml) for ca in ca_files), wrote

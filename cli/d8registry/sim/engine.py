@@ -71,6 +71,13 @@ def _unb64(text: str) -> str:
     return base64.b64decode(text).decode()
 
 
+def _restarts(commands_log: Path) -> int:
+    """How many times the node steps asked systemd to restart containerd (the stub records every call)."""
+    if not commands_log.exists():
+        return 0
+    return sum(1 for line in commands_log.read_text().splitlines() if line.strip() == "systemctl restart containerd")
+
+
 def _ready(obj: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (obj.get("status") or {}).get("conditions") or [])
@@ -128,6 +135,9 @@ class Simulator:
         self.module_runs = 0
         self._last_conditions: dict[str, tuple] = {}
         self._kube_ops_done = 0
+        # optional: told after each node's steps ran (and whether they restarted containerd) and after
+        # each tick; the real data plane (sim/dataplane.py) follows the nodes through it
+        self.observer = None
         self._prepare_nodes()
         self._started = False
         self._adopt_running_deckhouse()
@@ -404,6 +414,8 @@ class Simulator:
             "D8SIM_CALLS_LOG": str(self.workdir / f"commands-{node}.log"),
             "PATH": os.pathsep.join([str(STUBS), os.path.dirname(sys.executable), env.get("PATH", "")]),
         })
+        commands_log = self.workdir / f"commands-{node}.log"
+        restarts_before = _restarts(commands_log)
         ok = True
         for step in steps:
             proc = subprocess.run(["bash", "-c", step["spec"]["content"]], env=env, capture_output=True,
@@ -418,6 +430,8 @@ class Simulator:
                 call = json.loads(line)
                 field_name = "labels" if call["verb"] == "label" else "annotations"
                 self.store.merge_patch("Node", "", call["node"], {"metadata": {field_name: call["pairs"]}})
+        if self.observer is not None:
+            self.observer.node_steps_ran(node, _restarts(commands_log) > restarts_before)
         return ok
 
     def _kubelet(self) -> None:
@@ -524,6 +538,8 @@ class Simulator:
         if changed or not self._started:
             self.module_run()
         self._record_conditions()
+        if self.observer is not None:
+            self.observer.tick_done()
 
     def ready(self) -> bool:
         return bool(self.harness.module_values.get("internal", {}).get("orchestrator", {}).get("ready"))

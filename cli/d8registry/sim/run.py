@@ -94,6 +94,10 @@ def steps_from_args(args, cluster: Cluster, default: list[str]) -> list[tuple[st
 
 
 def simulate(args, cluster: Cluster, out, default: list[str]) -> int:
+    if getattr(args, "real_dataplane", False):
+        from .dataplane import simulate as with_real_dataplane
+
+        return with_real_dataplane(args, cluster, out, default)
     steps = steps_from_args(args, cluster, default)
     faults = build_faults(args)
     printer = report.live_printer(out) if not args.json else (lambda _entry: None)

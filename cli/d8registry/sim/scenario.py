@@ -48,6 +48,8 @@ def current_upstream(cluster: Cluster) -> dict:
             if data.get("address") == FIXED_ADDRESS and _configured_upstream(cluster) is not None:
                 return _configured_upstream(cluster)
             section = {"imagesRepo": data.get("address", "") + data.get("path", "")}
+            if data.get("ca"):
+                section["ca"] = data["ca"]
             if data.get("scheme", "https").lower() == "http":
                 section["scheme"] = "HTTP"
             try:
