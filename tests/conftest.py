@@ -43,3 +43,31 @@ def helm_bin() -> str:
     if not path.exists():
         pytest.fail("Helm is missing: run `make tools` (the README's commands do it)")
     return str(path)
+
+
+# `make test` runs the suite on several pytest-xdist workers (--dist loadgroup). Tests that share a fixed
+# resource carry one xdist_group and so run on one worker, one after another: the loopback data plane
+# (127.0.0.11-13:5001 and the LB), the one kube-apiserver + etcd of tests/apiserver, the bundle tree of
+# tests/bundle (built once per worker that needs it). Everything under these paths gets its group here; a
+# different group there would split the resource between workers, so it stops the collection.
+XDIST_GROUPS = {
+    "tests/e2e/": "loopback-dataplane",
+    "tests/cli/test_up.py": "loopback-dataplane",
+    "tests/apiserver/": "kube-apiserver",
+    "tests/bundle/": "bundle",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        rel = Path(item.path).resolve().relative_to(REPO).as_posix()
+        group = next((g for prefix, g in XDIST_GROUPS.items() if rel.startswith(prefix)), None)
+        if group is None:
+            continue
+        given = {(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+        if given - {group}:
+            raise pytest.UsageError(f"{item.nodeid}: xdist_group {sorted(given)}; tests under {rel.split('/')[1]} "
+                                    f"share one resource and must use xdist_group({group!r})")
+        if not given:
+            item.add_marker(pytest.mark.xdist_group(group))
