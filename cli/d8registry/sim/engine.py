@@ -129,6 +129,8 @@ class Simulator:
         self._kube_ops_done = 0
         self.bashible = Bashible(self.workdir, STUBS, self.node_root)
         self.node_runs: dict[str, NodeRun] = {}   # each node's latest bashible run
+        # called with each node's NodeRun (its own, also when the execution was shared) after it is applied
+        self.after_node_run: list = []
         self._manifests: dict[bytes, object] = {}
         self._filter_results: dict[tuple, object] = {}
         self._render_key, self._rendered = "", []
@@ -429,6 +431,8 @@ class Simulator:
                 field_name = "labels" if call["verb"] == "label" else "annotations"
                 self.store.merge_patch("Node", "", call["node"], {"metadata": {field_name: call["pairs"]}})
             self.node_runs[name] = run
+            for callback in self.after_node_run:
+                callback(run)
             if run.ok:
                 self.applied_ngc[name] = digest
 
