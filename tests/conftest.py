@@ -71,3 +71,19 @@ def pytest_collection_modifyitems(config, items):
                                     f"share one resource and must use xdist_group({group!r})")
         if not given:
             item.add_marker(pytest.mark.xdist_group(group))
+    if getattr(config.option, "loadgroup", False):
+        _suffix_groups(items)
+
+
+def _suffix_groups(items) -> None:
+    """--dist loadgroup schedules by an '@<group>' suffix of the node ids the workers report. pytest-xdist
+    3.8 writes it to Item._nodeid, which pytest 9 no longer reads (Node.nodeid comes from Node._id), so
+    every group would be scattered over the workers: the suffix is written where pytest 9 reads it."""
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):
+            item._id = coerce_node_id(item.nodeid + suffix)
