@@ -87,8 +87,11 @@ lint: deps
 unit: deps
 	$(PY) -m pytest -q tests/unit
 
+# Tests mostly wait on servers and subprocesses: 4 workers on 2 cores; tests sharing a fixed resource carry
+# one xdist_group (tests/conftest.py) and run on one worker. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 4
 test: lint
-	$(PY) -m pytest -q -p no:cacheprovider --benchmark-disable tests
+	$(PY) -m pytest -q -p no:cacheprovider --benchmark-disable -n $(TEST_WORKERS) --dist loadgroup tests
 
 fuzz: deps
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider --benchmark-disable tests -k "propert or fuzz"

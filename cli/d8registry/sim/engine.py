@@ -14,7 +14,8 @@
 """The simulation loop: the real module against modelled cluster controllers.
 
 One tick is 10 simulated seconds. Each tick: controllers act (Deckhouse, Deployments, bashible
-on every node running the rendered NodeGroupConfiguration steps unchanged, kubelet turning static
+on every node running the rendered NodeGroupConfiguration steps unchanged (alike nodes share one
+execution, sim/bashible.py), kubelet turning static
 pod manifests into mirror pods), then every hook whose snapshots changed runs (Group/Event
 contexts built with its own jqFilters), schedule bindings fire on simulated time, and when values
 changed the module runs (beforeHelm hooks, Helm v3 render applied to the store, afterHelm).
@@ -25,9 +26,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,7 +37,8 @@ from .. import helm
 from ..cluster import Cluster
 from ..operator import bindings
 from ..operator.module import ModuleHarness
-from .store import ObjectStore, key_of
+from .bashible import Bashible, NodeRun
+from .store import ObjectStore, clone, key_of
 
 TICK = timedelta(seconds=10)
 START = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
@@ -135,6 +134,13 @@ class Simulator:
         self.module_runs = 0
         self._last_conditions: dict[str, tuple] = {}
         self._kube_ops_done = 0
+        self.bashible = Bashible(self.workdir, STUBS, self.node_root)
+        self.node_runs: dict[str, NodeRun] = {}   # each node's latest bashible run
+        # called with each node's NodeRun (its own, also when the execution was shared) after it is applied
+        self.after_node_run: list = []
+        self._manifests: dict[bytes, object] = {}
+        self._filter_results: dict[tuple, object] = {}
+        self._render_key, self._rendered = "", []
         # optional: told after each node's steps ran (and whether they restarted containerd) and after
         # each tick; the real data plane (sim/dataplane.py) follows the nodes through it
         self.observer = None
@@ -229,13 +235,25 @@ class Simulator:
         self._apply_kube_ops()
         return self.harness.module_values != before
 
+    def _filter_result(self, binding: dict, obj: dict):
+        """What the binding's snapshot holds for obj (its jqFilter result, else the object). An object's
+        resourceVersion changes with its content, so a result is reused until then (cleared on restore)."""
+        if not binding.get("jqFilter"):
+            return obj
+        key = (binding["jqFilter"], *key_of(obj), obj["metadata"].get("resourceVersion"))
+        if key not in self._filter_results:
+            self._filter_results[key] = bindings.apply_jq_filter(binding["jqFilter"], obj)
+        return self._filter_results[key]
+
     def _snapshot_changes(self) -> dict[Path, list[str]]:
         """Bindings whose jqFilter results changed since the hook last saw them."""
         objects = self.store.objects()
         changed: dict[Path, list[str]] = {}
         for hook, config in self.hook_configs.items():
             for binding in bindings.kube_bindings(config):
-                result = [i.get("filterResult", i.get("object")) for i in bindings.snapshot(binding, objects)]
+                selected = sorted((o for o in objects if bindings.binding_selects(binding, o)),
+                                  key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
+                result = [self._filter_result(binding, obj) for obj in selected]
                 key = (hook.name, binding["name"])
                 if self.seen.get(key) != result:
                     if key in self.seen and binding.get("executeHookOnEvent", ["Added"]) != []:
@@ -285,7 +303,7 @@ class Simulator:
         seen = self.harness.objects
         ops_before = len(self.harness.kube_operations)
         self.harness.before_helm()
-        rendered = helm.render(self.module_dir, self.harness.helm_values())
+        rendered = self._render(self.harness.helm_values())
         if self.check_idempotence:
             self._check_idempotence(seen, ops_before, rendered)
         self._apply_kube_ops()
@@ -302,6 +320,14 @@ class Simulator:
         self.helm_keys = keys
         self.harness.after_helm()
         self._apply_kube_ops()
+
+    def _render(self, values: dict) -> list[dict]:
+        """Helm v3 renders the chart; values equal to the last render's give that render again (the chart
+        calls no random, time or lookup function: tests/templates/test_chart_determinism.py)."""
+        key = json.dumps(values, sort_keys=True)
+        if key != self._render_key:
+            self._rendered, self._render_key = helm.render(self.module_dir, values), key
+        return clone(self._rendered)
 
     def _check_idempotence(self, seen: list[dict], ops_before: int, rendered: list[dict]) -> None:
         """Hooks are pure functions of snapshots and values (SPEC 4.2): a second module run on the
@@ -323,7 +349,7 @@ class Simulator:
             problems.append("values")
         if second_ops != first_ops:
             problems.append("Kubernetes operations")
-        if not problems and canonical(helm.render(self.module_dir, self.harness.helm_values())) != first_rendered:
+        if not problems and canonical(self._render(self.harness.helm_values())) != first_rendered:
             problems.append("rendered objects")
         if problems:
             raise NotIdempotent(f"tick {self.tick}: a second module run on unchanged inputs changed "
@@ -386,53 +412,50 @@ class Simulator:
         return groups
 
     def _bashible(self) -> None:
+        """Each Ready node runs its steps when their content or the node's own Secret changed (bashible's
+        checksum); alike nodes share one execution (sim/bashible.py)."""
         ngcs = sorted((o for o in self.store.list("NodeGroupConfiguration")),
                       key=lambda o: (o["spec"].get("weight", 100), o["metadata"]["name"]))
+        secrets = {s["metadata"]["name"]: s for s in self.store.list("Secret", NAMESPACE)}
+        pending = []
         for node in self.store.list("Node"):
             name = node["metadata"]["name"]
             if not _ready(node):
                 continue
             steps = [o for o in ngcs if set(o["spec"].get("nodeGroups") or []) & self._node_groups(node)]
             digest = {o["metadata"]["name"]: o["spec"]["content"] for o in steps}
-            secret_view = json.dumps([s for s in self.store.list("Secret", NAMESPACE)
-                                      if s["metadata"]["name"] == f"registry-node-config-{name}"], sort_keys=True)
-            digest["__node_secret__"] = secret_view
-            if self.applied_ngc.get(name) == digest:
-                continue
-            if self._run_steps(name, steps):
-                self.applied_ngc[name] = digest
-
-    def _run_steps(self, node: str, steps: list[dict]) -> bool:
-        root = self.node_root(node)
-        calls = self.workdir / f"calls-{node}.jsonl"
-        calls.unlink(missing_ok=True)
-        objects_file = self.workdir / "objects.json"
-        objects_file.write_text(json.dumps(self.store.objects()))
-        env = dict(os.environ)
-        env.update({
-            "D8_REGISTRY_NODE_ROOT": str(root), "D8SIM_OBJECTS": str(objects_file), "D8SIM_CALLS": str(calls),
-            "D8SIM_CALLS_LOG": str(self.workdir / f"commands-{node}.log"),
-            "PATH": os.pathsep.join([str(STUBS), os.path.dirname(sys.executable), env.get("PATH", "")]),
-        })
-        commands_log = self.workdir / f"commands-{node}.log"
-        restarts_before = _restarts(commands_log)
-        ok = True
-        for step in steps:
-            proc = subprocess.run(["bash", "-c", step["spec"]["content"]], env=env, capture_output=True,
-                                  text=True, timeout=120, cwd=str(root))
-            if proc.returncode != 0:
-                self.note("bashible", f"{node}: step {step['metadata']['name']} failed: "
-                                      f"{(proc.stderr.strip().splitlines() or [''])[-1]}")
-                ok = False
-                break
-        if calls.exists():
-            for line in calls.read_text().splitlines():
-                call = json.loads(line)
+            own = secrets.get(f"registry-node-config-{name}")
+            digest["__node_secret__"] = json.dumps([own] if own else [], sort_keys=True)
+            if self.applied_ngc.get(name) != digest:
+                pending.append((name, steps, digest))
+        if not pending:
+            return
+        runs = self.bashible.run([(name, steps, digest["__node_secret__"]) for name, steps, digest in pending],
+                                 self.store.objects())
+        for (name, _steps, digest), run in zip(pending, runs, strict=True):
+            if not run.ok:
+                self.note("bashible", f"{name}: step {run.failed_step} failed: {run.error}")
+            with open(self.workdir / f"commands-{name}.log", "a") as log:
+                log.writelines(line + "\n" for line in run.commands)
+            for call in run.calls:
                 field_name = "labels" if call["verb"] == "label" else "annotations"
                 self.store.merge_patch("Node", "", call["node"], {"metadata": {field_name: call["pairs"]}})
-        if self.observer is not None:
-            self.observer.node_steps_ran(node, _restarts(commands_log) > restarts_before)
-        return ok
+            self.node_runs[name] = run
+            for callback in self.after_node_run:
+                callback(run)
+            if self.observer is not None:
+                self.observer.node_steps_ran(name, run.containerd_restarted)
+            if run.ok:
+                self.applied_ngc[name] = digest
+
+    def _manifest(self, content: bytes):
+        """A static pod manifest as kubelet reads it; alike nodes hold the same bytes, parsed once."""
+        if content not in self._manifests:
+            try:
+                self._manifests[content] = yaml.load(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            except yaml.YAMLError:
+                self._manifests[content] = None
+        return copy.deepcopy(self._manifests[content])
 
     def _kubelet(self) -> None:
         wanted = {}
@@ -440,10 +463,7 @@ class Simulator:
             name = node["metadata"]["name"]
             manifests = self.node_root(name) / "etc/kubernetes/manifests"
             for path in sorted(manifests.glob("*.yaml")) if manifests.exists() else []:
-                try:
-                    manifest = yaml.safe_load(path.read_text())
-                except yaml.YAMLError:
-                    continue
+                manifest = self._manifest(path.read_bytes())
                 if not isinstance(manifest, dict) or manifest.get("kind") != "Pod":
                     continue
                 meta = manifest.get("metadata") or {}
@@ -490,7 +510,7 @@ class Simulator:
         self._started = False
 
     # -- checkpoints: the whole simulated world at one moment, to branch from ------------------------
-    _CHECKPOINTED = ("tick", "now", "seen", "helm_keys", "applied_ngc", "pod_ready_at", "timeline", "module_runs",
+    _CHECKPOINTED = ("tick", "now", "seen", "helm_keys", "applied_ngc", "node_runs", "pod_ready_at", "timeline", "module_runs",
                      "_last_conditions", "_started", "globals")
 
     def checkpoint(self, directory: Path) -> dict:
@@ -521,6 +541,7 @@ class Simulator:
         self.harness.results.clear()
         self._kube_ops_done = 0
         self.registries.local_filled = point["local_filled"]
+        self._filter_results.clear()   # resourceVersions restart from the checkpoint's
 
     # -- loop ------------------------------------------------------------------------------------------
     def step(self) -> None:

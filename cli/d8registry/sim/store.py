@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 
@@ -25,6 +24,16 @@ Key = tuple[str, str, str]   # kind, namespace, name
 def key_of(obj: dict) -> Key:
     meta = obj.get("metadata") or {}
     return obj["kind"], meta.get("namespace") or "", meta["name"]
+
+
+def clone(value):
+    """A deep copy of a JSON-like object tree (dicts, lists, immutable scalars): what copy.deepcopy gives
+    for API objects, several times faster, which matters with a thousand Nodes copied every tick."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    return value
 
 
 def _spec_part(obj: dict) -> str:
@@ -40,29 +49,29 @@ class ObjectStore:
             self.apply(obj)
 
     def objects(self) -> list[dict]:
-        return [copy.deepcopy(o) for o in self._objects.values()]
+        return [clone(o) for o in self._objects.values()]
 
     def __iter__(self) -> Iterator[dict]:
         return iter(list(self._objects.values()))
 
     def get(self, kind: str, namespace: str, name: str) -> dict | None:
         obj = self._objects.get((kind, namespace, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return clone(obj) if obj is not None else None
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict]:
-        return [copy.deepcopy(o) for (k, ns, _n), o in self._objects.items()
+        return [clone(o) for (k, ns, _n), o in self._objects.items()
                 if k == kind and (namespace is None or ns == namespace)]
 
     def apply(self, obj: dict) -> bool:
         """Create or replace; returns True when anything changed. Spec changes bump generation."""
         key = key_of(obj)
-        new = copy.deepcopy(obj)
+        new = clone(obj)
         old = self._objects.get(key)
         meta = new.setdefault("metadata", {})
         if old is not None:
             old_meta = old.get("metadata", {})
             if "status" not in new and "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = clone(old["status"])
             comparable_old = {k: v for k, v in old.items() if k != "metadata"} | {"m": _meta_view(old_meta)}
             comparable_new = {k: v for k, v in new.items() if k != "metadata"} | {"m": _meta_view(meta)}
             if comparable_old == comparable_new:
@@ -99,8 +108,8 @@ def _meta_view(meta: dict) -> dict:
 def _merge(target, patch):
     """RFC 7386 JSON merge patch."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    out = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
