@@ -109,8 +109,9 @@ def _hook(*args: str, now: str | None = None) -> subprocess.CompletedProcess:
 
 def test_the_dump_has_the_debug_server_format(mid_switch):
     """Guard: what the tests replay is shaped like addon-operator's /module/registry/snapshots.json."""
+    # every hook with a kubernetes binding, as the debug server lists them
     assert set(mid_switch.dump) == {"registry/hooks/orchestrator.py", "registry/hooks/checker_init.py",
-                                    "registry/hooks/checker_loop.py"}
+                                    "registry/hooks/checker_loop.py", "registry/hooks/copy_custom_certificate.py"}
     nodes = mid_switch.dump["registry/hooks/orchestrator.py"]["nodes"]
     assert set(nodes) == {"snapshot", "operations"} and set(nodes["operations"]) == {"sinceStart", "sinceLastExecution"}
     assert len(nodes["snapshot"]) == 5 and all(set(item) == {"filterResult"} for item in nodes["snapshot"])
