@@ -126,6 +126,14 @@ def regsync_config(own_ip: str, peers: list[str], ca_pem: str, puller: dict, pus
     })
 
 
+def cert_window(cert_pem: str) -> list[str] | None:
+    """[not before, not after - renewal margin] of a certificate as ISO-8601 UTC: while a run's time lies
+    inside, pki.leaf_is_reusable's time check holds for it; None when it cannot be read."""
+    from . import pki
+
+    return pki.reuse_window(cert_pem)
+
+
 def _leaf(ca, previous_files: dict | None, reusable, dns, ips, now):
     from . import pki
 
@@ -134,9 +142,8 @@ def _leaf(ca, previous_files: dict | None, reusable, dns, ips, now):
         if candidate.get("front.crt") and candidate.get("front.key"):
             existing = pki.KeyPair(cert=candidate["front.crt"], key=candidate["front.key"])
             if pki.leaf_is_reusable(ca, existing.cert, existing.key, dns, ips, now):
-                break
-            existing = None
-    return pki.ensure_leaf(ca, existing, dns, ips, now)
+                return existing, True  # verified once here; ensure_leaf would verify it again
+    return pki.ensure_leaf(ca, None, dns, ips, now)
 
 
 def with_version(files: dict[str, str]) -> dict:

@@ -207,6 +207,43 @@ def node_services_source(state: dict) -> tuple[str, dict | None] | None:
     return services["flavour"], services.get("upstream")
 
 
+def _rendered_source(inputs: list, entry: dict) -> str:
+    """Digest binding a rendered node services entry (its version, files and certificate window) to every
+    input it was rendered from; any change to either side, the certificate included, gives another digest.
+    Only digests are stored: the material itself is already in the entry."""
+    return hashing.sha256_hex(["node-services/1", inputs, entry.get("version"), entry.get("files"),
+                               entry.get("cert_window")])
+
+
+def _within(window, now: datetime) -> bool:
+    """`now` lies in [not before, not after - renewal margin] of the recorded certificate window."""
+    if not isinstance(window, list) or len(window) != 2 or not all(isinstance(t, str) for t in window):
+        return False
+    try:
+        start, renew = (datetime.fromisoformat(t) for t in window)
+    except ValueError:
+        return False
+    if start.tzinfo is None or renew.tzinfo is None:
+        return False
+    now = now.replace(microsecond=0)  # certificates carry whole seconds, as pki compares them
+    return start <= now <= renew
+
+
+def _pki_source(ca: dict, scraper: dict, window) -> str:
+    """Digest binding the CA and scraper key pairs to the window in which both stay reusable."""
+    return hashing.sha256_hex(["pki/1", ca.get("cert"), ca.get("key"), scraper.get("cert"), scraper.get("key"),
+                               window])
+
+
+def _common_window(windows: list) -> list[str] | None:
+    """The times inside every window (each from pki.reuse_window), or None if one is missing or they do not meet."""
+    if not windows or any(w is None for w in windows):
+        return None
+    start = max(windows, key=lambda w: datetime.fromisoformat(w[0]))[0]
+    renew = min(windows, key=lambda w: datetime.fromisoformat(w[1]))[1]
+    return [start, renew] if datetime.fromisoformat(start) <= datetime.fromisoformat(renew) else None
+
+
 def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
     source = hashing.sha256_hex([flavour, upstream, run.state.get("pki"), run.state.get("users"),
                                  run.state.get("http_secret")])
@@ -221,13 +258,26 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
     previous = run.state.get("node_services", {}).get("nodes", {})
     nodes = {}
     for master in masters:
+        inputs = [master, masters, flavour, upstream, ca.cert, ca.key, users, run.state.get("http_secret", ""),
+                  run.inp.cluster_domain, run.inp.images, run.inp.proxy_env]
+        known = previous.get(master.name) or {}
+        if known.get("source") and known["source"] == _rendered_source(inputs, known) \
+                and _within(known.get("cert_window"), run.inp.now):
+            # exactly these files were rendered from exactly these inputs and their certificate verified
+            # against this CA, and it is not due for renewal yet: rendering again gives the same entry
+            nodes[master.name] = known
+            continue
         entry, reused = dataplane.node_services_files(
             master, masters, flavour, upstream, ca, users, run.state.get("http_secret", ""),
-            run.inp.cluster_domain, previous.get(master.name, {}).get("files"),
+            run.inp.cluster_domain, known.get("files"),
             run.inp.reusable_certs.get(f"registry-node-config-{master.name}"), run.inp.now,
             images=run.inp.images, env=run.inp.proxy_env)
         if not reused and not previous.get(master.name):
             run.log("Generating node certificate", node=master.name)
+        window = dataplane.cert_window(entry["files"]["front.crt"])
+        if window is not None:
+            entry["cert_window"] = window
+            entry["source"] = _rendered_source(inputs, entry)
         nodes[master.name] = entry
     # flavour and upstream are kept (and persisted) so a later run, or a restart, renders exactly
     # what runs now even when the target has moved on (SPEC 4.10.2)
@@ -345,14 +395,28 @@ def stage_preflight(run: Run, target: dict) -> StageResult:
 def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
     from . import pki, users
 
-    existing = run.state.get("pki", {}).get("ca")
-    previous = pki.KeyPair(existing["cert"], existing["key"]) if existing else None
-    ca, generated = pki.ensure_ca(previous, run.inp.now)
-    if generated:
-        run.log("Generating new CA")
-    # the metrics scraper's client certificate follows the CA (a new CA issues a new one)
-    scraper, _reused = pki.ensure_scraper(ca, run.state.get("pki", {}).get("scraper"), run.inp.now)
-    run.state["pki"] = {"ca": {"cert": ca.cert, "key": ca.key}, "scraper": scraper.to_dict()}
+    known = run.state.get("pki", {})
+    checked = known.get("checked") or {}
+    if known.get("ca") and known.get("scraper") and checked.get("source") \
+            and checked["source"] == _pki_source(known["ca"], known["scraper"], checked.get("window")) \
+            and _within(checked.get("window"), run.inp.now):
+        # exactly this CA and scraper certificate passed the checks below and neither is due for renewal
+        pair = {"ca": {"cert": known["ca"]["cert"], "key": known["ca"]["key"]},
+                "scraper": {"cert": known["scraper"]["cert"], "key": known["scraper"]["key"]}}
+        window = checked["window"]
+    else:
+        existing = known.get("ca")
+        previous = pki.KeyPair(existing["cert"], existing["key"]) if existing else None
+        ca, generated = pki.ensure_ca(previous, run.inp.now)
+        if generated:
+            run.log("Generating new CA")
+        # the metrics scraper's client certificate follows the CA (a new CA issues a new one)
+        scraper, _reused = pki.ensure_scraper(ca, known.get("scraper"), run.inp.now)
+        pair = {"ca": {"cert": ca.cert, "key": ca.key}, "scraper": scraper.to_dict()}
+        window = _common_window([pki.reuse_window(ca.cert), pki.reuse_window(scraper.cert)])
+    run.state["pki"] = pair
+    if window:
+        pair["checked"] = {"source": _pki_source(pair["ca"], pair["scraper"], window), "window": window}
     run.state["http_secret"] = users.ensure_http_secret(run.state.get("http_secret"))
     wanted = USERS_FOR[target["mode"]]
     current = run.state.get("users", {})
