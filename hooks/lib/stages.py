@@ -306,7 +306,16 @@ def uses_lb(mirror_map: dict) -> bool:
 def publish_lb(run: Run, needed: bool) -> None:
     """The LB payload goes with the containerd payload: endpoints only while nodes may use the LB."""
     endpoints = [f"{ip}:5001" for ip in run.master_ips()] if needed else []
-    run.state.setdefault("node_config", {})["lb"] = lb.lb_payload(endpoints, run.inp.lb_image)
+    config = run.state.setdefault("node_config", {})
+    current = config.get("lb")
+    if current is not None and run.state.get("lb_source") == _lb_source(endpoints, run.inp.lb_image, current):
+        return  # exactly this payload was rendered from exactly these endpoints and image
+    config["lb"] = lb.lb_payload(endpoints, run.inp.lb_image)
+    run.state["lb_source"] = _lb_source(endpoints, run.inp.lb_image, config["lb"])
+
+
+def _lb_source(endpoints: list[str], image: str, payload: dict) -> str:
+    return hashing.sha256_hex(["lb/1", endpoints, image, payload])
 
 
 def publish_containerd(run: Run, kind: str, mirror_map: dict) -> dict:
