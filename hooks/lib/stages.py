@@ -319,10 +319,19 @@ def _lb_source(endpoints: list[str], image: str, payload: dict) -> str:
 
 
 def publish_containerd(run: Run, kind: str, mirror_map: dict) -> dict:
-    payload = node_config.containerd_payload(kind, mirror_map)
-    run.state.setdefault("node_config", {})["containerd"] = payload
+    config = run.state.setdefault("node_config", {})
+    payload = config.get("containerd")
+    # rendered (and tomli_w loaded) only when the kind, the mirrors or the payload differ from the recorded digest
+    if payload is None or run.state.get("containerd_source") != _containerd_source(kind, mirror_map, payload):
+        payload = node_config.containerd_payload(kind, mirror_map)
+        config["containerd"] = payload
+        run.state["containerd_source"] = _containerd_source(kind, mirror_map, payload)
     publish_lb(run, uses_lb(mirror_map))
     return payload
+
+
+def _containerd_source(kind: str, mirror_map: dict, payload: dict) -> str:
+    return hashing.sha256_hex(["containerd/1", kind, mirror_map, payload])
 
 
 def render_base(run: Run) -> None:
