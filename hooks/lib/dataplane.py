@@ -21,7 +21,6 @@ unchanged cluster produces unchanged versions (no pod restarts).
 from __future__ import annotations
 
 import re
-import shlex
 from typing import NamedTuple
 
 from . import front, hashing
@@ -300,6 +299,8 @@ def nodeservices_manifest(flavour: str, version: str, config_hash: str, images: 
             volumes.insert(3, _host_path("sync", f"{HOST_CONFIG_ROOT}/sync", "Directory"))
         # Masters start collecting at different times, so at most one replica is busy with GC.
         first = GC_FIRST_DELAY_SECONDS + GC_STAGGER_SECONDS * ordinal
+        import shlex  # imported on use: only a Local rendering writes the loop
+
         loop = f"sleep {first}; while true; do {shlex.join(gc_command())}; sleep {GC_INTERVAL_SECONDS}; done"
         containers.append(_container("gc", images["gc"], [SHELL_BIN, "-c", loop],
                                      [("distribution", "/config/distribution", True), ("data", "/data", False),

@@ -99,6 +99,7 @@ class Run:
         self.done_text = ""
         self.unknown = False        # a stage could not tell yet (checker state not restored)
         self.rendered_node_services = ""
+        self._masters: tuple[list[dataplane.Master], list[str]] | None = None
         self.now = inputs.now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     # -- helpers ---------------------------------------------------------------------------
@@ -120,6 +121,11 @@ class Run:
 
     def masters(self) -> tuple[list[dataplane.Master], list[str]]:
         """Masters usable as endpoints, and the names of those without a valid IPv4 InternalIP."""
+        if self._masters is None:  # the nodes do not change within a run
+            self._masters = self._find_masters()
+        return list(self._masters[0]), list(self._masters[1])
+
+    def _find_masters(self) -> tuple[list[dataplane.Master], list[str]]:
         usable, excluded = [], []
         for node in self.inp.nodes:
             if not node.master:
@@ -250,15 +256,15 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
     if run.rendered_node_services == source:
         return  # the base already rendered exactly this
     run.rendered_node_services = source
-    ca = run.ca()
+    ca = (run.state.get("pki") or {}).get("ca")
     users = run.state.get("users", {})
-    if ca is None or not all(key in users for key in dataplane.FLAVOUR_USERS[flavour]):
+    if not ca or not all(key in users for key in dataplane.FLAVOUR_USERS[flavour]):
         return
     masters, _excluded = run.masters()
     previous = run.state.get("node_services", {}).get("nodes", {})
     nodes = {}
     for master in masters:
-        inputs = [master, masters, flavour, upstream, ca.cert, ca.key, users, run.state.get("http_secret", ""),
+        inputs = [master, masters, flavour, upstream, ca["cert"], ca["key"], users, run.state.get("http_secret", ""),
                   run.inp.cluster_domain, run.inp.images, run.inp.proxy_env]
         known = previous.get(master.name) or {}
         if known.get("source") and known["source"] == _rendered_source(inputs, known) \
@@ -268,7 +274,7 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
             nodes[master.name] = known
             continue
         entry, reused = dataplane.node_services_files(
-            master, masters, flavour, upstream, ca, users, run.state.get("http_secret", ""),
+            master, masters, flavour, upstream, run.ca(), users, run.state.get("http_secret", ""),
             run.inp.cluster_domain, known.get("files"),
             run.inp.reusable_certs.get(f"registry-node-config-{master.name}"), run.inp.now,
             images=run.inp.images, env=run.inp.proxy_env)
@@ -411,7 +417,7 @@ def stage_preflight(run: Run, target: dict) -> StageResult:
 
 
 def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
-    from . import pki, users
+    from . import users
 
     known = run.state.get("pki", {})
     checked = known.get("checked") or {}
@@ -423,6 +429,8 @@ def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
                 "scraper": {"cert": known["scraper"]["cert"], "key": known["scraper"]["key"]}}
         window = checked["window"]
     else:
+        from . import pki
+
         existing = known.get("ca")
         previous = pki.KeyPair(existing["cert"], existing["key"]) if existing else None
         ca, generated = pki.ensure_ca(previous, run.inp.now)
