@@ -103,3 +103,13 @@ def test_past_the_renewal_point_the_front_certificate_is_renewed(make_harness):
     after = _state(harness)["node_services"]["nodes"][name]
     assert after["files"]["front.crt"] != entry["files"]["front.crt"]
     assert datetime.fromisoformat(after["cert_window"][1]) > renew + timedelta(days=1)
+
+
+def test_an_edited_node_lb_payload_is_rendered_again_despite_the_recorded_digest(make_harness):
+    harness = _converged(make_harness)
+    config = _state(harness)["node_config"]
+    assert _state(harness)["lb_source"]
+    genuine = config["lb"]
+    config["lb"] = {**genuine, "files": {**genuine["files"], "nginx.conf": "events {}\n"}}
+    harness.before_helm()
+    assert _state(harness)["node_config"]["lb"] == genuine
