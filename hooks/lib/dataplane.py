@@ -21,7 +21,6 @@ unchanged cluster produces unchanged versions (no pod restarts).
 from __future__ import annotations
 
 import re
-import shlex
 from typing import NamedTuple
 
 from . import front, hashing
@@ -126,6 +125,14 @@ def regsync_config(own_ip: str, peers: list[str], ca_pem: str, puller: dict, pus
     })
 
 
+def cert_window(cert_pem: str) -> list[str] | None:
+    """[not before, not after - renewal margin] of a certificate as ISO-8601 UTC: while a run's time lies
+    inside, pki.leaf_is_reusable's time check holds for it; None when it cannot be read."""
+    from . import pki
+
+    return pki.reuse_window(cert_pem)
+
+
 def _leaf(ca, previous_files: dict | None, reusable, dns, ips, now):
     from . import pki
 
@@ -134,9 +141,8 @@ def _leaf(ca, previous_files: dict | None, reusable, dns, ips, now):
         if candidate.get("front.crt") and candidate.get("front.key"):
             existing = pki.KeyPair(cert=candidate["front.crt"], key=candidate["front.key"])
             if pki.leaf_is_reusable(ca, existing.cert, existing.key, dns, ips, now):
-                break
-            existing = None
-    return pki.ensure_leaf(ca, existing, dns, ips, now)
+                return existing, True  # verified once here; ensure_leaf would verify it again
+    return pki.ensure_leaf(ca, None, dns, ips, now)
 
 
 def with_version(files: dict[str, str]) -> dict:
@@ -293,6 +299,8 @@ def nodeservices_manifest(flavour: str, version: str, config_hash: str, images: 
             volumes.insert(3, _host_path("sync", f"{HOST_CONFIG_ROOT}/sync", "Directory"))
         # Masters start collecting at different times, so at most one replica is busy with GC.
         first = GC_FIRST_DELAY_SECONDS + GC_STAGGER_SECONDS * ordinal
+        import shlex  # imported on use: only a Local rendering writes the loop
+
         loop = f"sleep {first}; while true; do {shlex.join(gc_command())}; sleep {GC_INTERVAL_SECONDS}; done"
         containers.append(_container("gc", images["gc"], [SHELL_BIN, "-c", loop],
                                      [("distribution", "/config/distribution", True), ("data", "/data", False),

@@ -324,6 +324,14 @@ def leaf_is_reusable(
         return False
 
 
+def reuse_window(cert_pem: str | None) -> list[str] | None:
+    """[not before, not after - MIN_REMAINING] (ISO-8601 UTC): the times at which _has_time_left holds."""
+    cert = _load_cert(cert_pem)
+    if cert is None:
+        return None
+    return [cert.not_valid_before_utc.isoformat(), (cert.not_valid_after_utc - MIN_REMAINING).isoformat()]
+
+
 def ensure_leaf(
     ca: KeyPair, existing: KeyPair | None, dns: list[str], ips: list[str], now: datetime
 ) -> tuple[KeyPair, bool]:

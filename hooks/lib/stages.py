@@ -99,6 +99,7 @@ class Run:
         self.done_text = ""
         self.unknown = False        # a stage could not tell yet (checker state not restored)
         self.rendered_node_services = ""
+        self._masters: tuple[list[dataplane.Master], list[str]] | None = None
         self.now = inputs.now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     # -- helpers ---------------------------------------------------------------------------
@@ -120,6 +121,11 @@ class Run:
 
     def masters(self) -> tuple[list[dataplane.Master], list[str]]:
         """Masters usable as endpoints, and the names of those without a valid IPv4 InternalIP."""
+        if self._masters is None:  # the nodes do not change within a run
+            self._masters = self._find_masters()
+        return list(self._masters[0]), list(self._masters[1])
+
+    def _find_masters(self) -> tuple[list[dataplane.Master], list[str]]:
         usable, excluded = [], []
         for node in self.inp.nodes:
             if not node.master:
@@ -207,27 +213,77 @@ def node_services_source(state: dict) -> tuple[str, dict | None] | None:
     return services["flavour"], services.get("upstream")
 
 
+def _rendered_source(inputs: list, entry: dict) -> str:
+    """Digest binding a rendered node services entry (its version, files and certificate window) to every
+    input it was rendered from; any change to either side, the certificate included, gives another digest.
+    Only digests are stored: the material itself is already in the entry."""
+    return hashing.sha256_hex(["node-services/1", inputs, entry.get("version"), entry.get("files"),
+                               entry.get("cert_window")])
+
+
+def _within(window, now: datetime) -> bool:
+    """`now` lies in [not before, not after - renewal margin] of the recorded certificate window."""
+    if not isinstance(window, list) or len(window) != 2 or not all(isinstance(t, str) for t in window):
+        return False
+    try:
+        start, renew = (datetime.fromisoformat(t) for t in window)
+    except ValueError:
+        return False
+    if start.tzinfo is None or renew.tzinfo is None:
+        return False
+    now = now.replace(microsecond=0)  # certificates carry whole seconds, as pki compares them
+    return start <= now <= renew
+
+
+def _pki_source(ca: dict, scraper: dict, window) -> str:
+    """Digest binding the CA and scraper key pairs to the window in which both stay reusable."""
+    return hashing.sha256_hex(["pki/1", ca.get("cert"), ca.get("key"), scraper.get("cert"), scraper.get("key"),
+                               window])
+
+
+def _common_window(windows: list) -> list[str] | None:
+    """The times inside every window (each from pki.reuse_window), or None if one is missing or they do not meet."""
+    if not windows or any(w is None for w in windows):
+        return None
+    start = max(windows, key=lambda w: datetime.fromisoformat(w[0]))[0]
+    renew = min(windows, key=lambda w: datetime.fromisoformat(w[1]))[1]
+    return [start, renew] if datetime.fromisoformat(start) <= datetime.fromisoformat(renew) else None
+
+
 def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
     source = hashing.sha256_hex([flavour, upstream, run.state.get("pki"), run.state.get("users"),
                                  run.state.get("http_secret")])
     if run.rendered_node_services == source:
         return  # the base already rendered exactly this
     run.rendered_node_services = source
-    ca = run.ca()
+    ca = (run.state.get("pki") or {}).get("ca")
     users = run.state.get("users", {})
-    if ca is None or not all(key in users for key in dataplane.FLAVOUR_USERS[flavour]):
+    if not ca or not all(key in users for key in dataplane.FLAVOUR_USERS[flavour]):
         return
     masters, _excluded = run.masters()
     previous = run.state.get("node_services", {}).get("nodes", {})
     nodes = {}
     for master in masters:
+        inputs = [master, masters, flavour, upstream, ca["cert"], ca["key"], users, run.state.get("http_secret", ""),
+                  run.inp.cluster_domain, run.inp.images, run.inp.proxy_env]
+        known = previous.get(master.name) or {}
+        if known.get("source") and known["source"] == _rendered_source(inputs, known) \
+                and _within(known.get("cert_window"), run.inp.now):
+            # exactly these files were rendered from exactly these inputs and their certificate verified
+            # against this CA, and it is not due for renewal yet: rendering again gives the same entry
+            nodes[master.name] = known
+            continue
         entry, reused = dataplane.node_services_files(
-            master, masters, flavour, upstream, ca, users, run.state.get("http_secret", ""),
-            run.inp.cluster_domain, previous.get(master.name, {}).get("files"),
+            master, masters, flavour, upstream, run.ca(), users, run.state.get("http_secret", ""),
+            run.inp.cluster_domain, known.get("files"),
             run.inp.reusable_certs.get(f"registry-node-config-{master.name}"), run.inp.now,
             images=run.inp.images, env=run.inp.proxy_env)
         if not reused and not previous.get(master.name):
             run.log("Generating node certificate", node=master.name)
+        window = dataplane.cert_window(entry["files"]["front.crt"])
+        if window is not None:
+            entry["cert_window"] = window
+            entry["source"] = _rendered_source(inputs, entry)
         nodes[master.name] = entry
     # flavour and upstream are kept (and persisted) so a later run, or a restart, renders exactly
     # what runs now even when the target has moved on (SPEC 4.10.2)
@@ -256,14 +312,32 @@ def uses_lb(mirror_map: dict) -> bool:
 def publish_lb(run: Run, needed: bool) -> None:
     """The LB payload goes with the containerd payload: endpoints only while nodes may use the LB."""
     endpoints = [f"{ip}:5001" for ip in run.master_ips()] if needed else []
-    run.state.setdefault("node_config", {})["lb"] = lb.lb_payload(endpoints, run.inp.lb_image)
+    config = run.state.setdefault("node_config", {})
+    current = config.get("lb")
+    if current is not None and run.state.get("lb_source") == _lb_source(endpoints, run.inp.lb_image, current):
+        return  # exactly this payload was rendered from exactly these endpoints and image
+    config["lb"] = lb.lb_payload(endpoints, run.inp.lb_image)
+    run.state["lb_source"] = _lb_source(endpoints, run.inp.lb_image, config["lb"])
+
+
+def _lb_source(endpoints: list[str], image: str, payload: dict) -> str:
+    return hashing.sha256_hex(["lb/1", endpoints, image, payload])
 
 
 def publish_containerd(run: Run, kind: str, mirror_map: dict) -> dict:
-    payload = node_config.containerd_payload(kind, mirror_map)
-    run.state.setdefault("node_config", {})["containerd"] = payload
+    config = run.state.setdefault("node_config", {})
+    payload = config.get("containerd")
+    # rendered (and tomli_w loaded) only when the kind, the mirrors or the payload differ from the recorded digest
+    if payload is None or run.state.get("containerd_source") != _containerd_source(kind, mirror_map, payload):
+        payload = node_config.containerd_payload(kind, mirror_map)
+        config["containerd"] = payload
+        run.state["containerd_source"] = _containerd_source(kind, mirror_map, payload)
     publish_lb(run, uses_lb(mirror_map))
     return payload
+
+
+def _containerd_source(kind: str, mirror_map: dict, payload: dict) -> str:
+    return hashing.sha256_hex(["containerd/1", kind, mirror_map, payload])
 
 
 def render_base(run: Run) -> None:
@@ -343,16 +417,32 @@ def stage_preflight(run: Run, target: dict) -> StageResult:
 
 
 def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
-    from . import pki, users
+    from . import users
 
-    existing = run.state.get("pki", {}).get("ca")
-    previous = pki.KeyPair(existing["cert"], existing["key"]) if existing else None
-    ca, generated = pki.ensure_ca(previous, run.inp.now)
-    if generated:
-        run.log("Generating new CA")
-    # the metrics scraper's client certificate follows the CA (a new CA issues a new one)
-    scraper, _reused = pki.ensure_scraper(ca, run.state.get("pki", {}).get("scraper"), run.inp.now)
-    run.state["pki"] = {"ca": {"cert": ca.cert, "key": ca.key}, "scraper": scraper.to_dict()}
+    known = run.state.get("pki", {})
+    checked = known.get("checked") or {}
+    if known.get("ca") and known.get("scraper") and checked.get("source") \
+            and checked["source"] == _pki_source(known["ca"], known["scraper"], checked.get("window")) \
+            and _within(checked.get("window"), run.inp.now):
+        # exactly this CA and scraper certificate passed the checks below and neither is due for renewal
+        pair = {"ca": {"cert": known["ca"]["cert"], "key": known["ca"]["key"]},
+                "scraper": {"cert": known["scraper"]["cert"], "key": known["scraper"]["key"]}}
+        window = checked["window"]
+    else:
+        from . import pki
+
+        existing = known.get("ca")
+        previous = pki.KeyPair(existing["cert"], existing["key"]) if existing else None
+        ca, generated = pki.ensure_ca(previous, run.inp.now)
+        if generated:
+            run.log("Generating new CA")
+        # the metrics scraper's client certificate follows the CA (a new CA issues a new one)
+        scraper, _reused = pki.ensure_scraper(ca, known.get("scraper"), run.inp.now)
+        pair = {"ca": {"cert": ca.cert, "key": ca.key}, "scraper": scraper.to_dict()}
+        window = _common_window([pki.reuse_window(ca.cert), pki.reuse_window(scraper.cert)])
+    run.state["pki"] = pair
+    if window:
+        pair["checked"] = {"source": _pki_source(pair["ca"], pair["scraper"], window), "window": window}
     run.state["http_secret"] = users.ensure_http_secret(run.state.get("http_secret"))
     wanted = USERS_FOR[target["mode"]]
     current = run.state.get("users", {})

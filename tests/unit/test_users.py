@@ -67,7 +67,9 @@ def test_random_password_draws_from_secrets(monkeypatch):
         calls.append(alphabet)
         return "x"
 
-    monkeypatch.setattr(users.secrets, "choice", fake_choice)
+    import secrets  # users imports it where a password is generated
+
+    monkeypatch.setattr(secrets, "choice", fake_choice)
     assert users.random_password() == "x" * 24
     assert len(calls) == 24 and set(calls) == {users.ALPHABET}
 
