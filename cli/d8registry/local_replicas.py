@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import platform
 import shlex
 import subprocess
-import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,12 +223,7 @@ def _put(layout: Path, data: bytes) -> dict:
 def _layer(label: str, size: int) -> tuple[bytes, bytes]:
     """(gzip layer, tar) holding one file of pseudo-random bytes; incompressible, so `size` is what travels."""
     payload = hashlib.shake_256(label.encode()).digest(size) if size <= 1 << 20 else _long_random(label, size)
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo("d8-e2e/payload.bin")
-        info.size, info.mtime, info.mode = len(payload), 0, 0o644
-        tar.addfile(info, io.BytesIO(payload))
-    tar_bytes = raw.getvalue()
+    tar_bytes = lo.payload_tar(payload)
     return gzip.compress(tar_bytes, compresslevel=1, mtime=0), tar_bytes
 
 

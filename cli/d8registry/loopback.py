@@ -392,15 +392,19 @@ class Image:
     blobs: dict[str, bytes]
 
 
-def make_image(label: str, layer_bytes: int = 256 * 1024) -> Image:
-    """A small runnable-shaped OCI image: one gzip layer with a file of pseudo-random bytes."""
-    payload = hashlib.shake_256(label.encode()).digest(layer_bytes)
+def payload_tar(payload: bytes) -> bytes:
+    """A reproducible tar with one file, d8-e2e/payload.bin, holding `payload`: the test images' layer."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo("d8-e2e/payload.bin")
         info.size, info.mtime, info.mode = len(payload), 0, 0o644
         tar.addfile(info, io.BytesIO(payload))
-    tar_bytes = raw.getvalue()
+    return raw.getvalue()
+
+
+def make_image(label: str, layer_bytes: int = 256 * 1024) -> Image:
+    """A small runnable-shaped OCI image: one gzip layer with a file of pseudo-random bytes."""
+    tar_bytes = payload_tar(hashlib.shake_256(label.encode()).digest(layer_bytes))
     layer = gzip.compress(tar_bytes, mtime=0)
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
                          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar_bytes).hexdigest()]}},

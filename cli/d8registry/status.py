@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,31 +33,6 @@ from .cluster import load as load_cluster
 
 class StatusError(ValueError):
     pass
-
-
-def _kubectl_json(*args: str) -> dict:
-    try:
-        proc = subprocess.run(["kubectl", *args, "-o", "json"], capture_output=True, text=True, timeout=60)
-    except FileNotFoundError as exc:
-        raise StatusError("kubectl is not installed") from exc
-    if proc.returncode != 0:
-        raise StatusError(f"kubectl {' '.join(args)}: {proc.stderr.strip().splitlines()[-1] if proc.stderr else 'failed'}")
-    return json.loads(proc.stdout)
-
-
-def live_objects() -> list[dict]:
-    objects = []
-    for secret in ("registry-state", "registry-checker-state"):
-        try:
-            objects.append(_kubectl_json("-n", "d8-system", "get", "secret", secret))
-        except StatusError:
-            continue
-    objects += _kubectl_json("get", "nodes").get("items", [])
-    objects += [o for o in _kubectl_json("get", "nodegroupconfigurations").get("items", [])
-                if o["metadata"]["name"].startswith("d8-registry-")]
-    for obj in objects:
-        obj.setdefault("kind", "Secret" if "data" in obj else obj.get("kind"))
-    return objects
 
 
 def _find(objects: list[dict], kind: str, name: str) -> dict | None:
