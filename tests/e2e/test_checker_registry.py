@@ -210,6 +210,12 @@ def test_params_change_mid_check_restarts_the_queue(loopback, pusher, monkeypatc
         queue = harness.state["queues"][NAME]
         assert queue["params_hash"] != first_hash
         assert any(r["msg"] == "Added queue" for r in result.logs)
+        # on a busy machine the 1 s budget can end before the first answer; later runs go on (bounded)
+        for _ in range(5):
+            if queue["retry"]:
+                break
+            harness.run()
+            queue = harness.state["queues"][NAME]
         assert queue["processed"] == 0 and len(queue["retry"]) > 0  # rebuilt, new password refused
         assert harness.state["version"] == "v2"
     finally:
@@ -229,7 +235,7 @@ def test_time_budget_holds_with_thousands_of_images_on_a_slow_registry(loopback,
         harness = _harness(loopback, loopback.basic, image_set)
         harness.harness.env["REGISTRY_CHECKER_HOST_OVERRIDES"] = f"{REGISTRY_HOST}=127.0.0.1:{relay.port}"
         progress = []
-        for _ in range(40):  # bounded
+        for _ in range(150):  # bounded; about 10 runs on an idle machine, 50 under a load of 15
             result = harness.run()
             elapsed = metric(result, "d8_registry_checker_run_duration_seconds")
             assert elapsed < budget + 0.3, f"run took {elapsed:.2f}s, budget {budget}s"
