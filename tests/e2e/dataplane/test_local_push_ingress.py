@@ -28,7 +28,9 @@ Addresses: 127.0.14.1 the front, 127.0.14.2 the ingress, 127.0.14.3 the terminat
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +122,7 @@ http {{
 
 @pytest.fixture(scope="module")
 def endpoint():
-    for tool in ("registry", "nginx", "regctl"):
+    for tool in ("registry", "nginx", "regctl", "crane"):
         try:
             lo.binary(tool)
         except lo.Unavailable as exc:
@@ -165,14 +167,39 @@ def test_rw_pushes_an_image_through_the_ingress(endpoint, tmp_path, mode):
     pushed = regctl.push(index, f"{host}/{lo.IMAGE_REPO}:{index.tag}")
     assert pushed.returncode == 0, pushed.stderr[-2000:]
 
-    # every blob is in the store, and nodes (ro, straight at the front) pull the index by its tag
+    _assert_stored(endpoint, index)
+    # and the user reads it back through the same endpoint
+    copied = regctl.run("image", "copy", f"{host}/{lo.IMAGE_REPO}:{index.tag}", f"ocidir://{tmp_path / 'back'}:x")
+    assert copied.returncode == 0, copied.stderr[-2000:]
+    assert index.digest.split(":", 1)[1] in (tmp_path / "back" / "index.json").read_text()
+
+
+def test_d8_mirror_push_client_library_pushes_over_plain_http(endpoint, tmp_path):
+    """`d8 mirror push --insecure` is built on go-containerregistry (crane is its CLI). That library puts the
+    registry's scheme on every request to the registry host, so it pushed over HTTP even with the absolute
+    https:// Locations; here it has to resolve the relative ones against the endpoint it dialled."""
+    host, _ = endpoint.hosts["Disabled"]
+    index = lr.write_index(tmp_path / "layout", "ingress-crane", "crane", architectures=(lr.HOST_ARCH,))
+    rw = endpoint.user("rw")
+    env = {**os.environ, **lo.NO_PROXY_ENV, "HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path / "docker")}
+
+    def crane(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([lo.binary("crane"), *args], input=stdin, capture_output=True, text=True, env=env,
+                              timeout=300, stdin=None if stdin is not None else subprocess.DEVNULL)
+
+    # the password goes through stdin, never onto a command line
+    login = crane("auth", "login", host, "-u", rw["name"], "--password-stdin", "--insecure", stdin=rw["password"])
+    assert login.returncode == 0, login.stderr[-2000:]
+    pushed = crane("push", "--insecure", str(index.layout), f"{host}/{lo.IMAGE_REPO}:{index.tag}")
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    _assert_stored(endpoint, index)
+
+
+def _assert_stored(endpoint: PushEndpoint, index: lr.ImageIndex) -> None:
+    """Every blob is in the store, and nodes (ro, straight at the front) find the index by its tag."""
     for digest in index.blobs:
         assert endpoint.blob_on_disk(digest), digest
     ro = endpoint.user("ro")
     answer = lo.https(endpoint.replica.front_address, "HEAD", f"/v2/{lo.IMAGE_REPO}/manifests/{index.tag}",
                       endpoint.ca_pem, user=ro["name"], password=ro["password"], headers={"Accept": lr.OCI_INDEX})
     assert answer.status == 200 and answer.headers.get("docker-content-digest") == index.digest
-    # and the user reads it back through the same endpoint
-    copied = regctl.run("image", "copy", f"{host}/{lo.IMAGE_REPO}:{index.tag}", f"ocidir://{tmp_path / 'back'}:x")
-    assert copied.returncode == 0, copied.stderr[-2000:]
-    assert index.digest.split(":", 1)[1] in (tmp_path / "back" / "index.json").read_text()
