@@ -18,6 +18,8 @@ KUBE_VERSION := v1.37.2
 CONTAINERD2_VERSION := v2.4.2
 # regsync (Local replication, SPEC 5.8) and regctl (the OCI push client of the Local e2e tests, up, bench)
 REGCLIENT_VERSION := v0.11.7
+# crane: go-containerregistry's CLI, the library under `d8 mirror push` (the Local push endpoint's e2e test)
+CRANE_VERSION := v0.22.1
 # Debian packages used by lint and tests (installed only when running as root and missing).
 DEBS := shellcheck containerd jq build-essential libpcre2-dev libssl-dev etcd-server
 # failover faults: a private network namespace (ip), a drop rule in it (nft), who streams a layer (ss)
@@ -62,6 +64,7 @@ tools: $(TOOLS_BIN)/helm
 	@# regsync runs the Local replicas' sync in e2e tests and `up`; regctl pushes image indexes like a user's client
 	@nice -n 10 bash tools/build-go-tool.sh required regsync github.com/regclient/regclient/cmd/regsync $(REGCLIENT_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 	@nice -n 10 bash tools/build-go-tool.sh required regctl github.com/regclient/regclient/cmd/regctl $(REGCLIENT_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
+	@nice -n 10 bash tools/build-go-tool.sh required crane github.com/google/go-containerregistry/cmd/crane $(CRANE_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)"
 	@# containerd 2.x (config version 3) for the node-step e2e tests; Debian's containerd is 1.6 (version 2)
 	@nice -n 10 bash tools/build-go-tool.sh required containerd2 github.com/containerd/containerd/v2/cmd/containerd $(CONTAINERD2_VERSION) "$(TOOLS_CACHE)" "$(TOOLS_BIN)" "no_btrfs no_devmapper no_zfs"
 

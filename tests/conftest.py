@@ -61,6 +61,7 @@ XDIST_GROUPS = {
 DEDICATED_GROUPS = {
     "realdataplane": "tests/e2e/dataplane/test_real_dataplane_sim.py",  # 127.0.16.0/24, a netns per node
     "local_replicas": "tests/e2e/dataplane/test_local_replicas.py",     # 127.0.12.1-3
+    "local_push": "tests/e2e/dataplane/test_local_push_ingress.py",    # 127.0.14.1-3
     "local_up": "tests/cli/test_up.py",                                 # 127.0.12.21-29
 }
 

@@ -68,6 +68,9 @@ def distribution_config(http_secret: str, upstream: dict | None, ttl: str | None
         "http": {
             "addr": addr,
             "secret": http_secret,
+            # Location headers (blob uploads, manifests) as paths: the client stays on the scheme and host it
+            # dialled, whether it came through the push Ingress over HTTP or HTTPS or straight to a front
+            "relativeurls": True,
             "debug": {"addr": debug_addr, "prometheus": {"enabled": True, "path": "/metrics"}},
         },
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},

@@ -190,9 +190,9 @@ def _tls(out: _Writer, pki_dir: str) -> None:
 
 
 def _proxy_headers(out: _Writer) -> None:
-    # distribution builds upload Location URLs from these, so clients come back through the front.
+    # distribution answers with relative Locations (dataplane.distribution_config), so neither the scheme nor
+    # the host is forced here: behind the push Ingress the client may well be speaking plain HTTP.
     out.line("proxy_set_header Host $http_host;")
-    out.line("proxy_set_header X-Forwarded-Proto https;")
     out.line("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;")
     # distribution has no auth of its own; the client's credentials stop here.
     out.line('proxy_set_header Authorization "";')

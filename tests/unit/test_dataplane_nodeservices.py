@@ -194,3 +194,15 @@ def test_incluster_proxy_files_carry_the_direct_front(secrets):
                                                    secrets["ca"], secrets["http_secret"], "cluster.local", None, None, NOW)
     assert "htpasswd" not in anonymous and "auth_basic off;" in anonymous["nginx.conf"]
     assert json.loads(json.dumps(files)) == files
+
+
+def test_every_placement_answers_with_relative_locations(secrets):
+    """A push through the Ingress over plain HTTP (https.mode Disabled) needs upload Locations without a scheme:
+    distribution writes paths (relativeurls) and the front no longer claims https for the client (SPEC 5.8)."""
+    rendered = [_render(secrets, flavour)["files"] for flavour in ("Proxy", "Local")]
+    rendered.append(dataplane.incluster_proxy_files(UPSTREAM, secrets["ca"], secrets["http_secret"], "cluster.local",
+                                                    None, None, NOW)[0])
+    for files in rendered:
+        assert yaml.safe_load(files["config.yaml"])["http"]["relativeurls"] is True
+        assert "X-Forwarded-Proto" not in files["nginx.conf"]
+        assert "proxy_set_header Host $http_host;" in files["nginx.conf"]
