@@ -103,6 +103,6 @@ def test_alike_nodes_plan_as_every_node_played_on_its_own(helm_bin, mixed_cluste
     expanded, groups = _expanded(reduced)
     assert groups == {"worker-0": ["worker-0b", "worker-0c"], "worker-1": ["worker-1b"],
                       "worker-t0": ["worker-t1"]}, reduced
-    assert "Played 8 of 11 nodes: each group of alike nodes through its first node" in reduced
+    assert "Played 8 of 12 nodes: each group of alike nodes through its first node" in reduced
     assert "alike" not in full and "Played" not in full
     assert expanded == full
