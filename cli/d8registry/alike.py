@@ -51,16 +51,17 @@ _PER_OBJECT_METADATA = ("uid", "resourceVersion", "creationTimestamp", "managedF
 _PER_MACHINE_SPEC = ("podCIDR", "podCIDRs", "providerID")
 
 
-_ADDRESS_RUN = re.compile(r"[0-9A-Fa-f.:]+")
+_IPV4_RUN = re.compile(r"[0-9.]+")
+_IPV6_RUN = re.compile(r"[0-9A-Fa-f:.]+")
 
 
 class _Text:
     """A text to look for nodes in: a name anywhere (also inside a longer name, like a Secret named after
-    the node), an address only as a whole (10.0.0.2 is not in 10.0.0.20)."""
+    the node), an address only as a whole (10.0.0.2 is in 10.0.0.2:5001, not in 10.0.0.20)."""
 
     def __init__(self, text: str):
         self.text = text
-        self.runs = set(_ADDRESS_RUN.findall(text))
+        self.runs = {run.strip(".") for pattern in (_IPV4_RUN, _IPV6_RUN) for run in pattern.findall(text)}
 
     def mentions(self, node: dict) -> bool:
         name, *addresses = identity(node)
@@ -131,14 +132,17 @@ def groups(cluster: Cluster, filters: list[str], single: set[str] = frozenset())
         labels = node["metadata"].get("labels") or {}
         if name in single or CONTROL_PLANE_LABEL in labels or not (len(name) <= 253 and _VALID_NAME.fullmatch(name)):
             continue
+        if not all(isinstance(part, dict) for part in (labels, node["metadata"].get("annotations") or {},
+                                                        node.get("spec") or {}, node.get("status") or {})):
+            continue   # an odd Node is played as it is; the simulator reports what is wrong with it
         description = _description(node, filters)
         if _Text(description).mentions(node):
             continue
         descriptions[name] = description
         candidates.setdefault(description, []).append(name)
     # what the rest of the cluster says: a node named (or addressed) anywhere else is not interchangeable
-    context = _Text(json.dumps([cluster.globals, others, [n for n in nodes if n["metadata"].get("name") not in descriptions],
-                          sorted(candidates)], sort_keys=True, default=str))
+    rest = [n for n in nodes if n["metadata"].get("name") not in descriptions]
+    context = _Text(json.dumps([cluster.globals, others, rest, sorted(candidates)], sort_keys=True, default=str))
     by_name = {str(n["metadata"].get("name")): n for n in nodes}
     result: dict[str, list[str]] = {}
     for names in candidates.values():
