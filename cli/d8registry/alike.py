@@ -39,6 +39,7 @@ node's applied version, every master's pods) end at the same tick with or withou
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -160,6 +161,14 @@ def reduced(cluster: Cluster, alike: dict[str, list[str]]) -> Cluster:
     return Cluster(globals=cluster.globals, objects=objects, description=cluster.description)
 
 
+def _decoded(value: str) -> str:
+    """A Secret's data value as text (its base64 hides names from a plain search); undecodable: as is."""
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
+    except ValueError:
+        return value
+
+
 def leaks(representative: dict, files: list[dict[str, str]], objects: list[list[dict]]) -> bool:
     """Whether the played switch gave the representative anything that names it: a file it got, or an
     object other than its own Node and the mirror pods its kubelet made."""
@@ -171,4 +180,6 @@ def leaks(representative: dict, files: list[dict[str, str]], objects: list[list[
                 and not any(ref.get("kind") == "Node" and ref.get("name") == name
                             for ref in o["metadata"].get("ownerReferences") or [])]
         texts.append(json.dumps(kept, sort_keys=True, default=str))
+        texts += [_decoded(value) for o in kept if o.get("kind") == "Secret"
+                  for value in (o.get("data") or {}).values() if isinstance(value, str)]
     return any(_Text(text).mentions(representative) for text in texts)

@@ -16,6 +16,7 @@ shows that it may not. The whole plan against --all-nodes is tests/cli/test_plan
 
 from __future__ import annotations
 
+import base64
 import copy
 from pathlib import Path
 
@@ -86,3 +87,6 @@ def test_a_played_switch_that_names_the_representative_is_a_leak():
     assert alike.leaks(node, [{"etc/containerd/registry.d/x/hosts.toml": 'server = "https://10.0.0.2:5001"\n'}], [])
     config = {"kind": "ConfigMap", "metadata": {"name": "peers"}, "data": {"w-a": "yes"}}
     assert alike.leaks(node, [clean], [[node, config]])
+    state = {"kind": "Secret", "metadata": {"name": "registry-state", "namespace": "d8-system"},
+             "data": {"state": base64.b64encode(b'{"waiting": ["w-a"]}').decode()}}
+    assert alike.leaks(node, [clean], [[node, state]])
