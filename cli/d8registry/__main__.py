@@ -162,7 +162,7 @@ def cmd_plan(args) -> int:
     registry = _registry_settings(args, cluster)
     if registry is None and not (args.settings or args.set):
         raise UsageError("plan needs the target: --set mode=... or --settings <file>")
-    return plan(MODULE_DIR, cluster, registry, sys.stdout)
+    return plan(MODULE_DIR, cluster, registry, sys.stdout, all_nodes=args.all_nodes)
 
 
 def cmd_up(args) -> int:
@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--set", action="append", metavar="KEY=VALUE")
     plan.add_argument("--settings", metavar="FILE")
     plan.add_argument("--live", action="store_true", help="plan on the cluster read through kubectl")
+    plan.add_argument("--all-nodes", action="store_true",
+                      help="play every node on its own (default: alike workers through one of them)")
     _kube_options(plan)
     plan.add_argument("--globals", metavar="FILE", help="with --live: global values instead of the ones read "
                                                         "from the cluster")

@@ -16,15 +16,23 @@
 The switch is played on an in-memory copy of the cluster with the real hooks, chart and node steps;
 the plan reports the admission verdict, the stages, every node's containerd hosts files at each
 phase (current, transitional, final), static pod changes, and the object changes the chart makes.
+
+Alike nodes (alike.py: equal but for name, hostname label and addresses; never masters) play the switch
+through one representative per group, so a 1,000-node cluster plays as fast as a handful of nodes; the
+plan names every node of a group under its representative. When a representative's files or any object
+name it, the group is split and the switch played again. --all-nodes plays every node on its own.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import io
 import re
+import textwrap
 from pathlib import Path
 
+from . import alike
 from .cluster import Cluster
 from .sim.engine import Simulator
 from .sim.run import _hosts, cluster_registry
@@ -120,7 +128,30 @@ def _stored_registry(cluster: Cluster) -> dict | None:
     return registry if registry is not None else {}
 
 
-def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
+def _alike_lines(members: list[str]) -> list[str]:
+    return textwrap.wrap(" ".join(members), width=110, initial_indent="    alike: ", subsequent_indent="    alike: ",
+                         break_on_hyphens=False)
+
+
+def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out, *, all_nodes: bool = False) -> int:
+    """Print the plan; alike nodes play through a representative unless all_nodes (module docstring)."""
+    filters = [] if all_nodes else alike.node_filters(Path(module_dir))
+    single: set[str] = set()
+    while True:
+        groups = {} if all_nodes else alike.groups(cluster, filters, single)
+        buffer = io.StringIO()
+        code, leaked = _play(module_dir, alike.reduced(cluster, groups), registry, buffer, groups,
+                             sum(1 for o in cluster.objects if o.get("kind") == "Node"))
+        if not leaked:
+            out.write(buffer.getvalue())
+            return code
+        # a representative's outcome names it: its group cannot share it, so play those nodes one by one
+        for representative in leaked:
+            single.update([representative, *groups[representative]])
+
+
+def _play(module_dir: Path, cluster: Cluster, registry: dict | None, out, groups: dict[str, list[str]],
+          total: int) -> tuple[int, list[str]]:
     from lib import admission, settings
 
     env = settings.environment_from_globals(cluster.globals)
@@ -143,9 +174,9 @@ def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
                       file=out)
             for error in verdict.errors:
                 print(f"  - {error}", file=out)
-            return 2
+            return 2, []
         if refusal:
-            return 3
+            return 3, []
         label = settings.mode_label(target, verdict.params["legacy"])
         print(f"  allowed: {mode} -> {label}", file=out)
         if mode == "Unmanaged" and target in ("Direct", "Proxy", "Local"):
@@ -160,6 +191,7 @@ def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
 
         phases = [("current", _snapshot(sim))]
         objects_before = _object_keys(sim)
+        listings = [sim.store.objects()]
         sim.set_registry(registry)
         if target == "Local":
             sim.registries.local_filled = True
@@ -178,9 +210,18 @@ def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
         if transitional is not None:
             phases.append(("transitional", transitional))
         phases.append(("final", _snapshot(sim)))
+        listings.append(sim.store.objects())
+        nodes = {n["metadata"]["name"]: n for n in sim.store.list("Node")}
+        leaked = [rep for rep in sorted(groups)
+                  if alike.leaks(nodes[rep], [snap[rep] for _label, snap in phases], listings)]
+        if leaked:
+            return 0, leaked
         print("Nodes (files under /etc/containerd/registry.d and static pods):", file=out)
         for node in sorted(phases[0][1]):
-            print(f"  {node}:", file=out)
+            members = groups.get(node, [])
+            print(f"  {node} and {len(members)} alike nodes:" if members else f"  {node}:", file=out)
+            if members:
+                print("\n".join(_alike_lines(members)), file=out)
             changed = False
             for (label_a, snap_a), (label_b, snap_b) in zip(phases, phases[1:], strict=False):
                 lines = _diff(snap_a[node], snap_b[node], label_a, label_b)
@@ -204,6 +245,9 @@ def plan(module_dir: Path, cluster: Cluster, registry: dict | None, out) -> int:
         _print_push_endpoint(sim, out)
         print(f"Simulated: {sim.tick} ticks ({sim.tick * 10} s), reached "
               f"{'Ready' if sim.ready() else 'no Ready state'}.", file=out)
-        return 0
+        if groups:
+            print(f"Played {len(phases[0][1])} of {total} nodes: each group of alike nodes through its first node "
+                  "(--all-nodes plays every node).", file=out)
+        return 0, []
     finally:
         sim.close()

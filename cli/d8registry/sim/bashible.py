@@ -26,6 +26,9 @@ changed) are replayed on every other node's root, and that root is then compared
 executed node's result; a difference stops the simulation (SharedRunMismatch). The kubectl writes and
 stand-in commands it made are reported for each node with that node's name and root, so a node that took
 part in a shared execution looks exactly as if it had run its steps itself (NodeRun).
+
+The executions of one tick are independent (each on its own root, with its own call records, reading the
+same object dump), so they run side by side, one per CPU; replays and their checks follow in node order.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,19 +152,23 @@ class Bashible:
             key = _digest(steps, _normalized(entries, node), secret_view, node) if self.share else node
             groups.setdefault(key, []).append((node, steps, entries))
         runs: dict[str, NodeRun] = {}
-        for members in groups.values():
-            node, steps, entries = members[0]
-            first = self._execute(node, steps, entries, objects_file)
-            runs[node] = first.run
+        firsts = [members[0] for members in groups.values()]
+        with ThreadPoolExecutor(max_workers=max(1, min(len(firsts), os.cpu_count() or 1))) as pool:
+            executed = list(pool.map(lambda member: self._execute(member[0], member[1], member[2], objects_file),
+                                     firsts))
+        self.executions += len(executed)
+        for members, first in zip(groups.values(), executed, strict=True):
+            runs[first.node] = first.run
             for other, other_steps, _entries in members[1:]:
                 replayed = self._replay(first, other, index)
-                runs[other] = replayed if replayed is not None else \
-                    self._execute(other, other_steps, tree(self.node_root(other)), objects_file).run
+                if replayed is None:
+                    self.executions += 1
+                    replayed = self._execute(other, other_steps, tree(self.node_root(other)), objects_file).run
+                runs[other] = replayed
         return [runs[node] for node, _steps, _view in pending]
 
     # -- one real execution -------------------------------------------------------------------------
     def _execute(self, node: str, steps: list[dict], before: dict, objects_file: Path) -> _Execution:
-        self.executions += 1
         root = self.node_root(node)
         calls, commands, reads = (self.workdir / f"{kind}-{node}.run" for kind in ("calls", "commands", "reads"))
         for path in (calls, commands, reads):
