@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -33,9 +34,20 @@ def _summary(proc) -> list[dict]:
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("request_", ["mode=Direct", "mode=Proxy", "mode=Local", "mode=Unmanaged", "mode=Legacy"])
-def test_every_mode_is_reached_from_unmanaged(helm_bin, request_):
-    proc = _cli("simulate", "--in-process", "--json", "--set", request_)
+# the runs of Direct, Proxy and Local also leave a dump that other tests start from (cli_once, tests/cli/conftest.py)
+SHARED_RUN = {"mode=Direct": "cli-simulate-direct", "mode=Proxy": "cli-simulate-proxy", "mode=Local": "cli-simulate-local"}
+
+
+def _simulated(cli_once, request_: str):
+    """`simulate --in-process --json --set <request_> --dump-to <file>`, run once for every test that uses it."""
+    return cli_once("simulate", "--in-process", "--json", "--set", request_, dump=True)
+
+
+@pytest.mark.parametrize("request_", [
+    pytest.param(r, marks=[pytest.mark.xdist_group(SHARED_RUN[r])] if r in SHARED_RUN else [])
+    for r in ["mode=Direct", "mode=Proxy", "mode=Local", "mode=Unmanaged", "mode=Legacy"]])
+def test_every_mode_is_reached_from_unmanaged(helm_bin, cli_once, request_):
+    proc = _simulated(cli_once, request_).proc
     assert proc.returncode == 0, proc.stderr[-3000:]
     [step] = _summary(proc)
     assert step["outcome"] == "ready"
@@ -67,10 +79,12 @@ def test_a_switch_through_the_real_hook_protocol(helm_bin):
     assert _summary(proc)[0]["outcome"] == "ready"
 
 
-def test_forbidden_transition_is_refused_and_changes_nothing(helm_bin, tmp_path):
+@pytest.mark.xdist_group("cli-simulate-proxy")
+def test_forbidden_transition_is_refused_and_changes_nothing(helm_bin, cli_once, tmp_path):
+    proxy = _simulated(cli_once, "mode=Proxy")
+    assert proxy.proc.returncode == 0, proxy.proc.stderr[-3000:]
     proxy_dump = tmp_path / "proxy.yaml"
-    proc = _cli("simulate", "--in-process", "--set", "mode=Proxy", "--dump-to", str(proxy_dump))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proxy_dump.write_bytes(proxy.dump.read_bytes())
     after_dump = tmp_path / "after.yaml"
     proc = _cli("simulate", "--in-process", "--cluster", str(proxy_dump), "--set", "mode=Local",
                 "--dump-to", str(after_dump))
@@ -86,8 +100,9 @@ def test_forbidden_transition_is_refused_and_changes_nothing(helm_bin, tmp_path)
     assert data_plane(after_dump) == data_plane(proxy_dump)
 
 
-def test_plan_lists_stages_and_each_nodes_hosts_toml(helm_bin):
-    proc = _cli("plan", "--set", "mode=Proxy")
+@pytest.mark.xdist_group("cli-plan-proxy")
+def test_plan_lists_stages_and_each_nodes_hosts_toml(helm_bin, cli_once):
+    proc = cli_once("plan", "--set", "mode=Proxy").proc
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "allowed: Unmanaged -> Proxy" in out and "all DKP components restart once" in out
@@ -104,9 +119,12 @@ def test_plan_lists_stages_and_each_nodes_hosts_toml(helm_bin):
     assert "Basic cm86" not in out, "the ro credential is never printed"
 
 
-def test_status_of_a_dump(helm_bin, tmp_path):
+@pytest.mark.xdist_group("cli-simulate-direct")
+def test_status_of_a_dump(helm_bin, cli_once, tmp_path):
+    direct = _simulated(cli_once, "mode=Direct")
+    assert direct.proc.returncode == 0, direct.proc.stderr[-3000:]
     dump = tmp_path / "dump.yaml"
-    assert _cli("simulate", "--in-process", "--set", "mode=Direct", "--dump-to", str(dump)).returncode == 0
+    dump.write_bytes(direct.dump.read_bytes())
     proc = _cli("status", "--dump", str(dump))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Mode: Direct \u2192 Direct (ready)")
@@ -155,8 +173,9 @@ def test_bad_yaml_cluster(tmp_path):
     assert proc.stderr.strip().count("\n") == 0
 
 
-def test_invalid_settings_are_reported_not_crashed(helm_bin):
-    proc = _cli("plan", "--set", "mode=Proxy,proxy.ttl=1m")
+@pytest.mark.xdist_group("cli-plan-proxy-ttl")   # the run test_plan_admission.py also makes
+def test_invalid_settings_are_reported_not_crashed(helm_bin, cli_once):
+    proc = cli_once("plan", "--set", "mode=Proxy,proxy.ttl=1m").proc
     assert proc.returncode == 2
     assert "registry.proxy: 'ttl' should be at least 5 minutes." in proc.stdout
 
@@ -181,13 +200,11 @@ def test_not_ready_node_holds_the_node_stages(helm_bin):
 
 def test_credential_change_in_direct_converges(helm_bin):
     """A new license in Direct is a real transition (SPEC 4.3.2) that finishes, and the header of the
-    switch does not echo the license given on the command line (SPEC 10.1)."""
-    proc = _cli("simulate", "--in-process", "--json", "--max-ticks", "30", "--set", "mode=Direct",
-                "--set", "mode=Direct,direct.license=other-license-0001")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [step["outcome"] for step in _summary(proc)] == ["ready", "ready"]
+    switch does not echo the license given on the command line (SPEC 10.1). One run: the text report
+    prints each switch's outcome ("--- READY after ..."), which is what the --json summary would say."""
     proc = _cli("simulate", "--in-process", "--max-ticks", "30", "--set", "mode=Direct",
                 "--set", "mode=Direct,direct.license=other-license-0001")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.findall(r"^--- (\S+) after ", proc.stdout, re.MULTILINE) == ["READY", "READY"]
     assert "=== mode=Direct,direct.license=<redacted sha256:" in proc.stdout
     assert "other-license-0001" not in proc.stdout + proc.stderr

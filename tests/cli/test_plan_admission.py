@@ -62,11 +62,12 @@ def test_static_only_modes_on_a_cloud_cluster(helm_bin, tmp_path):
 
 
 @pytest.mark.parametrize(("request_", "message"), [
-    ("mode=Proxy,proxy.ttl=1m", "registry.proxy: 'ttl' should be at least 5 minutes."),
+    pytest.param("mode=Proxy,proxy.ttl=1m", "registry.proxy: 'ttl' should be at least 5 minutes.",
+                 marks=pytest.mark.xdist_group("cli-plan-proxy-ttl")),   # the run test_main_job.py also makes
     ("mode=Direct,direct.username=u", "registry.direct: 'password' is required when 'username' is provided."),
 ])
-def test_cross_field_rule_is_the_refusal(helm_bin, request_, message):
-    proc = _plan("--set", request_)
+def test_cross_field_rule_is_the_refusal(helm_bin, cli_once, request_, message):
+    proc = cli_once("plan", "--set", request_).proc
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"{REFUSED}{message}\n" in proc.stdout
 
@@ -79,12 +80,12 @@ def test_module_only_rules_pass_admission_but_are_reported(helm_bin):
     assert "repository path must be lowercase" in proc.stdout
 
 
-def test_local_to_proxy_from_a_dump(helm_bin, tmp_path):
+@pytest.mark.xdist_group("cli-simulate-local")   # the run test_main_job.py also makes (cli_once, conftest.py)
+def test_local_to_proxy_from_a_dump(helm_bin, cli_once, tmp_path):
+    local = cli_once("simulate", "--in-process", "--json", "--set", "mode=Local", dump=True)
+    assert local.proc.returncode == 0, local.proc.stdout[-3000:] + local.proc.stderr[-3000:]
     dump = tmp_path / "local.yaml"
-    simulate = subprocess.run([sys.executable, "-m", "d8registry", "simulate", "--in-process", "--set", "mode=Local",
-                               "--dump-to", str(dump)], capture_output=True, text=True, timeout=900,
-                              stdin=subprocess.DEVNULL)
-    assert simulate.returncode == 0, simulate.stdout[-3000:] + simulate.stderr[-3000:]
+    dump.write_bytes(local.dump.read_bytes())
     # after Local the current upstream is the fixed address itself, so name a real one
     proc = _plan("--cluster", str(dump), "--set", "mode=Proxy,proxy.imagesRepo=mirror.example.com/deckhouse/ee")
     assert proc.returncode == 3, proc.stdout + proc.stderr

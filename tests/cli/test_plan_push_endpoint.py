@@ -18,6 +18,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def test_plan_for_local_shows_the_push_address_and_where_the_password_is():
     proc = subprocess.run([sys.executable, "-m", "d8registry", "plan", "--set", "mode=Local"], capture_output=True,
@@ -30,8 +32,8 @@ def test_plan_for_local_shows_the_push_address_and_where_the_password_is():
     assert "password_hash" not in out
 
 
-def test_plan_for_proxy_has_no_push_endpoint():
-    proc = subprocess.run([sys.executable, "-m", "d8registry", "plan", "--set", "mode=Proxy"], capture_output=True,
-                          text=True, timeout=900, stdin=subprocess.DEVNULL)
+@pytest.mark.xdist_group("cli-plan-proxy")   # the run test_main_job.py also makes (cli_once, conftest.py)
+def test_plan_for_proxy_has_no_push_endpoint(cli_once):
+    proc = cli_once("plan", "--set", "mode=Proxy").proc
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Stages:" in proc.stdout and "Push endpoint" not in proc.stdout, proc.stdout

@@ -37,6 +37,10 @@ LICENSE = "example-license-not-a-secret"  # the example cluster's dummy credenti
 VENV_WARNING = "hooks/venv does not exist"
 
 
+# mid_switch (module scope) simulates a whole switch: one worker runs the module, so it is built once
+pytestmark = pytest.mark.xdist_group("cli-snapshot-replay")
+
+
 @dataclass
 class Recorded:
     dump: dict
