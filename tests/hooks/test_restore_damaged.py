@@ -25,10 +25,8 @@ Proxy and Local switch, through the real hook protocol, jqFilters and the Helm c
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
-from datetime import datetime, timedelta
 
 import pytest
 from d8registry import helm
@@ -36,7 +34,8 @@ from d8registry.operator.module import ModuleHarness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-NOW = datetime(2026, 11, 27, 10, 0, 0).astimezone()
+from .damaged_secrets import DAMAGE, damage
+
 ENV = {"REGISTRY_FAKE_NOW": "2026-11-27T10:00:00Z"}
 DIRECT = {"mode": "Direct", "direct": {"imagesRepo": "registry.deckhouse.ru/deckhouse/ee", "license": "damage-license"}}
 PROXY = {"mode": "Proxy", "proxy": {"imagesRepo": "registry.deckhouse.ru/deckhouse/ee", "license": "damage-license"}}
@@ -51,14 +50,6 @@ SCENARIOS = {
     "proxy": [(PROXY, "node_services")],
     "local": [(LOCAL, "node_services")],
 }
-USER_SECRETS = ("registry-user-ro", "registry-user-rw", "registry-user-mirror-puller", "registry-user-mirror-pusher")
-DAMAGE = ("ca_not_yet_valid", "ca_expiring", "ca_key_mismatch", "http_secret_short", "http_secret_symbols",
-          "user_hash_not_verifying", "user_hash_other_cost", "user_hash_garbage", "user_password_missing",
-          "user_password_short", "scraper_garbage")
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
 
 
 def _key(obj):
@@ -130,55 +121,6 @@ def worlds(example_cluster, repo_root, helm_bin):
     return Worlds(out)
 
 
-def _ca(not_before: datetime):
-    from lib import pki
-
-    ca, _ = pki.ensure_ca(None, not_before + pki.BACKDATE)
-    return ca
-
-
-def damage(objects: list[dict], kinds: set[str]) -> list[dict]:
-    from lib import users
-
-    objects = copy.deepcopy(objects)
-    secrets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Secret"}
-    data = secrets["registry-pki"]["data"]
-    if "ca_not_yet_valid" in kinds:
-        ca = _ca(NOW + timedelta(days=2))
-        data["ca.crt"], data["ca.key"] = _b64(ca.cert), _b64(ca.key)
-    if "ca_expiring" in kinds:
-        from lib import pki
-
-        ca = _ca(NOW - pki.CA_VALIDITY + timedelta(days=10))
-        data["ca.crt"], data["ca.key"] = _b64(ca.cert), _b64(ca.key)
-    if "ca_key_mismatch" in kinds:
-        data["ca.key"] = _b64(_ca(NOW - timedelta(days=1)).key)
-    if "http_secret_short" in kinds:
-        data["http_secret"] = _b64("tooShort0123")
-    if "http_secret_symbols" in kinds:
-        data["http_secret"] = _b64("-" * users.HTTP_SECRET_LENGTH)
-    if "scraper_garbage" in kinds and "scraper.crt" in data:
-        data["scraper.crt"] = _b64("not a certificate")
-    for name in USER_SECRETS:
-        user = (secrets.get(name) or {}).get("data")
-        if not user:
-            continue
-        password = base64.b64decode(user["password"]).decode()
-        if "user_hash_not_verifying" in kinds:
-            user["passwordHash"] = _b64(users.hash_password(password + "x"))
-        if "user_hash_other_cost" in kinds:
-            import bcrypt
-
-            user["passwordHash"] = _b64(bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=6)).decode())
-        if "user_hash_garbage" in kinds:
-            user["passwordHash"] = _b64("not-a-hash")
-        if "user_password_short" in kinds:
-            user["password"] = _b64(password[:8])
-        if "user_password_missing" in kinds:
-            user.pop("password")
-    return objects
-
-
 def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
@@ -203,7 +145,23 @@ def _restart_then_rerun(repo_root, objects, global_values) -> None:
             changed[key] = _changed_keys(before["internal"].get(key), after["internal"].get(key))
     assert not changed, f"a second run on its own output changed values: {changed}"
     assert _canonical(second_ops) == _canonical(first_ops), "a second run emitted other Kubernetes operations"
-    assert _canonical(helm.render(repo_root, harness.helm_values())) == first_rendered
+    rendered = helm.render(repo_root, harness.helm_values())
+    assert _canonical(rendered) == first_rendered
+
+    # and a restart after the repair resumes exactly: the Secrets now hold the repaired material
+    again = ModuleHarness(repo_root, _apply(objects, rendered), global_values, in_process=True, env=dict(ENV))
+    again.start()
+    resumed, repaired = _state(again), _state(harness)
+    for key in ("mode", "target_mode", "target_legacy", "params", "http_secret", "users", "node_config",
+                "registry_service", "ingress_enabled", "incluster_proxy"):
+        assert resumed.get(key) == repaired.get(key), key
+    assert resumed["pki"]["ca"] == repaired["pki"]["ca"]
+    assert {n: e["version"] for n, e in resumed["node_services"]["nodes"].items()} == \
+        {n: e["version"] for n, e in repaired["node_services"]["nodes"].items()}
+
+
+def _state(harness: ModuleHarness) -> dict:
+    return harness.module_values["internal"]["orchestrator"]["state"]
 
 
 def _changed_keys(before, after, prefix="") -> list[str]:
