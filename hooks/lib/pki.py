@@ -54,6 +54,10 @@ _DNS_LABEL = r"[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
 _DNS_NAME = rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*"
 
 
+class CannotIssue(ValueError):
+    """The CA cannot sign: its certificate or key does not decode, they do not match, or it expires too soon."""
+
+
 @dataclass(frozen=True)
 class KeyPair:
     cert: str
@@ -357,13 +361,13 @@ def _generate_leaf(ca: KeyPair, dns: list[str], ips: list[str], now: datetime) -
 
     pair = _load_pair(getattr(ca, "cert", None), getattr(ca, "key", None))
     if pair is None:
-        raise ValueError("pki: the CA certificate or key cannot be decoded, or they do not match")
+        raise CannotIssue("pki: the CA certificate or key cannot be decoded, or they do not match")
     ca_cert, ca_key = pair
 
     not_before = now - BACKDATE
     not_after = min(now + LEAF_VALIDITY, ca_cert.not_valid_after_utc - LEAF_CA_MARGIN)
     if not_after <= now:
-        raise ValueError("pki: the CA expires too soon to issue a front certificate")
+        raise CannotIssue("pki: the CA expires too soon to issue a front certificate")
 
     key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
@@ -424,11 +428,11 @@ def _generate_scraper(ca: KeyPair, now: datetime) -> KeyPair:
 
     pair = _load_pair(getattr(ca, "cert", None), getattr(ca, "key", None))
     if pair is None:
-        raise ValueError("pki: the CA certificate or key cannot be decoded, or they do not match")
+        raise CannotIssue("pki: the CA certificate or key cannot be decoded, or they do not match")
     ca_cert, ca_key = pair
     not_after = min(now + LEAF_VALIDITY, ca_cert.not_valid_after_utc - LEAF_CA_MARGIN)
     if not_after <= now:
-        raise ValueError("pki: the CA expires too soon to issue the scraper certificate")
+        raise CannotIssue("pki: the CA expires too soon to issue the scraper certificate")
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()

@@ -262,15 +262,35 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
         return
     masters, _excluded = run.masters()
     previous = run.state.get("node_services", {}).get("nodes", {})
+
+    def inputs_of(master: dataplane.Master) -> list:
+        return [master, masters, flavour, upstream, ca["cert"], ca["key"], users, run.state.get("http_secret", ""),
+                run.inp.cluster_domain, run.inp.images, run.inp.proxy_env]
+
+    def rendered_before(master: dataplane.Master) -> bool:
+        # exactly these files were rendered from exactly these inputs and their certificate verified
+        # against this CA, and it is not due for renewal yet: rendering again gives the same entry
+        known = previous.get(master.name) or {}
+        return bool(known.get("source")) and known["source"] == _rendered_source(inputs_of(master), known) \
+            and _within(known.get("cert_window"), run.inp.now)
+
+    kept = {master.name for master in masters if rendered_before(master)}
+    if len(kept) < len(masters):
+        # Restored users may carry a hash that does not verify (or is no hash at all): the running data
+        # plane gets a hash of the same password, so its clients keep working (SPEC 5.11). bcrypt runs
+        # only here, when something is rendered anyway.
+        from . import users as users_mod
+
+        repaired = {key: users_mod.with_usable_hash(users[key]) if key in dataplane.FLAVOUR_USERS[flavour]
+                    else users[key] for key in users}
+        if repaired != users:
+            users = run.state["users"] = repaired
+            kept = {master.name for master in masters if rendered_before(master)}
     nodes = {}
     for master in masters:
-        inputs = [master, masters, flavour, upstream, ca["cert"], ca["key"], users, run.state.get("http_secret", ""),
-                  run.inp.cluster_domain, run.inp.images, run.inp.proxy_env]
+        inputs = inputs_of(master)
         known = previous.get(master.name) or {}
-        if known.get("source") and known["source"] == _rendered_source(inputs, known) \
-                and _within(known.get("cert_window"), run.inp.now):
-            # exactly these files were rendered from exactly these inputs and their certificate verified
-            # against this CA, and it is not due for renewal yet: rendering again gives the same entry
+        if master.name in kept:
             nodes[master.name] = known
             continue
         entry, reused = dataplane.node_services_files(
@@ -340,17 +360,38 @@ def _containerd_source(kind: str, mirror_map: dict, payload: dict) -> str:
     return hashing.sha256_hex(["containerd/1", kind, mirror_map, payload])
 
 
+def render_running(run: Run) -> None:
+    """What runs now, re-rendered from its recorded source (fresh certificates when due, new master
+    addresses), never from the target: a stage moves it to the target when its turn comes."""
+    from . import pki
+
+    try:
+        _render_running(run)
+    except pki.CannotIssue:
+        # A certificate is due and the restored CA cannot sign it (its key does not match, or it expires
+        # too soon): without a certificate nothing can be rendered, so the CA is replaced as stage
+        # ensure_secrets would replace it (SPEC 5.10), and everything is issued again from the new one.
+        known = run.state.get("pki") or {}
+        ca, _generated = pki.ensure_ca(known.get("ca"), run.inp.now)
+        scraper, _reused = pki.ensure_scraper(ca, known.get("scraper"), run.inp.now)
+        run.state["pki"] = {"ca": ca.to_dict(), "scraper": scraper.to_dict()}
+        run.log("Generating new CA")
+        _render_running(run)
+
+
+def _render_running(run: Run) -> None:
+    source = node_services_source(run.state)
+    if source:
+        render_node_services(run, *source)
+    running_upstream = (run.state.get("incluster_proxy") or {}).get("upstream")
+    if running_upstream:
+        render_incluster_proxy(run, running_upstream)
+
+
 def render_base(run: Run) -> None:
     state = run.state
     state.setdefault("node_config", {}).setdefault("containerd", node_config.containerd_payload(KIND_NONE, None))
-    # what runs now is re-rendered from its recorded source (fresh certificates when due, new
-    # master addresses), never from the target: a stage moves it to the target when its turn comes
-    source = node_services_source(state)
-    if source:
-        render_node_services(run, *source)
-    running_upstream = (state.get("incluster_proxy") or {}).get("upstream")
-    if running_upstream:
-        render_incluster_proxy(run, running_upstream)
+    render_running(run)
     state.setdefault("node_services", {"run": False, "nodes": {}})
     state.setdefault("registry_service", SERVICE_NONE)
     state.setdefault("ingress_enabled", False)
@@ -420,6 +461,7 @@ def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
     from . import users
 
     known = run.state.get("pki", {})
+    material = [known.get("ca"), known.get("scraper"), run.state.get("http_secret"), run.state.get("users")]
     checked = known.get("checked") or {}
     if known.get("ca") and known.get("scraper") and checked.get("source") \
             and checked["source"] == _pki_source(known["ca"], known["scraper"], checked.get("window")) \
@@ -450,6 +492,11 @@ def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
         run.state["users"] = {**current, **users.ensure_users(wanted, current)}
     if target["mode"] == "Local":
         run.state["ingress_enabled"] = True
+    if material != [pair["ca"], pair["scraper"], run.state["http_secret"], run.state.get("users")]:
+        # The base rendered what runs now from the material replaced above; no later stage of this
+        # pipeline may render it again (the in-cluster proxy under a Proxy target, the node services
+        # under a Direct one), so it is rendered here, or the next run would do it (SPEC 4.2).
+        render_running(run)
     return True, ""
 
 

@@ -148,6 +148,17 @@ def ensure_user(state_key: str, existing: dict | None) -> dict:
     return {"name": name, "password": password, "password_hash": hash_password(password)}
 
 
+def with_usable_hash(user: dict) -> dict:
+    """The user with its password kept and a hash of our cost that verifies it (SPEC 5.11): what a
+    running data plane needs when a restored hash is damaged, without changing the password its
+    clients already use. Always a fresh dict."""
+    password, password_hash = user.get("password"), user.get("password_hash")
+    if isinstance(password_hash, str) and password_hash.startswith(OWN_HASH_PREFIX) \
+            and verify_password(password, password_hash):
+        return dict(user)
+    return {**user, "password_hash": hash_password(password)}
+
+
 def ensure_users(state_keys: Iterable[str], existing: dict | None) -> dict:
     """Exactly the requested users (others are dropped), keyed by state key."""
     wanted = set(state_keys)
