@@ -41,9 +41,10 @@ class Master(NamedTuple):
 
 
 def sorted_masters(masters: list[Master]) -> list[Master]:
-    import ipaddress  # imported on use: most hook runs never sort masters (issue #15)
+    from . import validate
 
-    return sorted(masters, key=lambda m: (ipaddress.IPv4Address(m.ip), m.name))
+    # in address order, as ipaddress would sort them, without importing it (issue #15)
+    return sorted(masters, key=lambda m: (validate.ipv4_key(m.ip), m.name))
 
 
 def _yaml(data: dict) -> str:

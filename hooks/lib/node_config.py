@@ -150,11 +150,11 @@ def mirrors(node_params: dict, master_ips: list[str], lb_endpoint: str = LB_ENDP
 
 
 def sorted_master_ips(master_ips: list[str]) -> list[str]:
-    """Unique master IPv4 addresses in numeric order, rendered from the parsed addresses."""
+    """Unique master IPv4 addresses in numeric order, each checked to be exactly what its parsed address prints."""
     if isinstance(master_ips, str):
         # A bare string would otherwise be iterated character by character.
         raise ValueError("master IPs must be a list of IPv4 addresses")
-    return [str(address) for address in sorted({validate.ipv4(ip) for ip in master_ips})]
+    return sorted({validate.ipv4_text(ip) for ip in master_ips}, key=validate.ipv4_key)
 
 
 def transitional(old: dict[str, list[dict]], new: dict[str, list[dict]]) -> dict[str, list[dict]]:

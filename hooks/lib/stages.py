@@ -38,6 +38,7 @@ from .enums import (
     SERVICE_NONE,
 )
 from .snapshots import DeckhousePod, InClusterDeployment, MirrorPod, Node
+from .values import plain_copy
 
 CONTAINERD_NGC = "d8-registry-containerd.sh"
 INCLUSTER_NAME = "registry-incluster-proxy"
@@ -134,7 +135,7 @@ class Run:
                 from . import validate
 
                 validate.node_name(node.name)
-                validate.ipv4(node.ip)
+                validate.ipv4_text(node.ip)
             except ValueError:
                 excluded.append(node.name)
                 continue
@@ -239,6 +240,12 @@ def _pki_source(ca: dict, scraper: dict, window) -> str:
     """Digest binding the CA and scraper key pairs to the window in which both stay reusable."""
     return hashing.sha256_hex(["pki/1", ca.get("cert"), ca.get("key"), scraper.get("cert"), scraper.get("key"),
                                window])
+
+
+def _users_source(checked: dict) -> str:
+    """Digest of the users ensure_users returned (names, passwords, verified hashes), so a run finding exactly
+    them again skips the bcrypt check. Only the digest is stored: the users themselves are in the state."""
+    return hashing.sha256_hex(["users/1", checked])
 
 
 def _common_window(windows: list) -> list[str] | None:
@@ -447,7 +454,13 @@ def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
     wanted = USERS_FOR[target["mode"]]
     current = run.state.get("users", {})
     if wanted:
-        run.state["users"] = {**current, **users.ensure_users(wanted, current)}
+        checked = {key: current.get(key) for key in wanted}
+        if run.state.get("users_source") != _users_source(checked):
+            checked = users.ensure_users(wanted, current)
+        # else: exactly these users came out of ensure_users, their bcrypt hashes verified, and it would
+        # return them unchanged; a restart (no recorded digest) or any edit checks them all again
+        run.state["users"] = {**current, **checked}
+        run.state["users_source"] = _users_source(checked)
     if target["mode"] == "Local":
         run.state["ingress_enabled"] = True
     return True, ""
@@ -643,11 +656,12 @@ def tidy_and_finalise(run: Run, target: dict) -> None:
     if mode == "Direct":
         state["ingress_enabled"] = False
         state.pop("users", None)
+        state.pop("users_source", None)
     elif mode == "Proxy":
         state["ingress_enabled"] = False
         state["users"] = {"ro": state["users"]["ro"]}
     elif mode == "Unmanaged":
-        for key in ("pki", "http_secret", "users"):
+        for key in ("pki", "http_secret", "users", "users_source"):
             state.pop(key, None)
         state["ingress_enabled"] = False
     if state.get("mode") != mode:
@@ -720,7 +734,7 @@ def target_hash(state: dict) -> str:
 
 
 def reconcile(previous: dict, inputs: Inputs) -> Outcome:
-    state = copy.deepcopy(previous or {})
+    state = plain_copy(previous or {})
     run = Run(inputs, state)
     if not state.get("mode"):
         run.log("State has no mode set, will set to Unmanaged")
