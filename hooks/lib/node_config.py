@@ -35,7 +35,7 @@ before: mirror maps are also built from `params.actual`, which may come from the
 
 from __future__ import annotations
 
-import base64
+import binascii
 import copy
 import re
 from typing import Any
@@ -324,7 +324,8 @@ def _b64_credentials(user: Any, password: Any) -> str:
     validate.username(user)
     if not isinstance(password, str) or not password:
         raise ValueError("invalid password: must be a non-empty string")
-    return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    # binascii as base64.b64encode calls it, without importing base64 on every hook run (issue #15)
+    return binascii.b2a_base64(f"{user}:{password}".encode(), newline=False).decode("ascii")
 
 
 def _basic(user: Any, password: Any) -> str:

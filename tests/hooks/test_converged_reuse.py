@@ -59,6 +59,26 @@ def test_a_rerun_on_its_own_output_changes_nothing(make_harness):
     harness.assert_converged(hook)
 
 
+# What a converged run has no use for: it verifies, renders and validates nothing again (see the tests below
+# for the inputs that make it do so), and reads its own times and addresses without datetime and ipaddress.
+NOT_LOADED_WHEN_CONVERGED = ("jsonschema", "yaml", "cryptography", "bcrypt", "tomli_w", "datetime", "ipaddress",
+                             "base64", "secrets", "lib.pki", "lib.front", "lib.lb", "lib.persist")
+
+
+def test_a_converged_run_loads_nothing_it_has_no_use_for(make_harness):
+    from d8registry.operator import bindings
+
+    harness = _converged(make_harness)
+    hook = harness.hook("orchestrator")
+    harness.env["PYTHONPROFILEIMPORTTIME"] = "1"
+    result = harness.execute(hook, [bindings.helm_phase_context(harness.config(hook), "beforeHelm", harness.objects)])
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "lib.stages" in imported, "the import log was read"
+    assert not imported & set(NOT_LOADED_WHEN_CONVERGED)
+    assert result.values_patch == []
+
+
 def test_a_front_certificate_from_another_ca_is_replaced_despite_the_recorded_digest(make_harness):
     from lib import pki
 
