@@ -223,7 +223,8 @@ def main(ctx) -> None:
         from lib import persist
 
         inputs.adopt = persist.bootstrap_seed(snapshots.secrets(ctx.snapshots, "state_secrets"))
-    outcome = stages.reconcile(previous, inputs)
+    # previous is this run's copy (in ctx.values, or restored), replaced by the outcome's state below
+    outcome = stages.reconcile(previous, inputs, consume=True)
     for message, fields in outcome.events:
         (log.warn if message == "Invalid registry settings" else log.info)(message, **fields)
     if outcome.registry_patch is not None:

@@ -26,6 +26,7 @@ below), and the C codec copies them an order of magnitude faster than copy.deepc
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
 
@@ -33,7 +34,7 @@ from deckhouse.conversions import ConversionsCollector
 from deckhouse.hook import Context, Output
 from deckhouse.kubernetes import KubeOperationCollector
 from deckhouse.metrics import MetricsCollector
-from deckhouse.module import get_binding_context, get_config, get_values
+from deckhouse.module import get_binding_context, get_config
 from deckhouse.validations import ValidationsCollector
 from deckhouse.values import ValuesPatchesCollector
 
@@ -58,29 +59,28 @@ class _ValuesPatches(ValuesPatchesCollector):
         self.initial_values = initial_values
         self.data = []
 
-    def update(self, updated_values: dict):
-        # equal values give no patch; the SDK's diff would walk every key in Python to find that out
-        if updated_values != self.initial_values:
-            super().update(updated_values)
 
-
-def _json_text(values: dict) -> str | None:
-    """The JSON text of plain JSON data (it parses back equal), or None for anything else."""
-    try:
-        text = json.dumps(values)
-    except (TypeError, ValueError):
+def _json_copies(text: str, values: dict | None = None) -> tuple[dict, dict] | None:
+    """Two independent copies parsed from JSON text; None when `values` is given and does not parse back equal
+    (it was not plain JSON data)."""
+    first = json.loads(text) or {}
+    if values is not None and first != values:
         return None
-    return text if json.loads(text) == values else None
+    return first, json.loads(text) or {}
 
 
-def _copies(values: dict, count: int) -> list[dict]:
-    """Independent copies of the values: parsed from their JSON text when they are plain JSON data."""
-    text = _json_text(values)
-    if text is not None:
-        return [json.loads(text) for _ in range(count)]
+def _copies(values: dict) -> tuple[dict, dict, bool]:
+    """Two independent copies of the values, and whether they are plain JSON data (then they are parsed
+    from their JSON text, much faster than copy.deepcopy)."""
+    try:
+        copies = _json_copies(json.dumps(values), values)
+    except (TypeError, ValueError):
+        copies = None
+    if copies is not None:
+        return *copies, True
     import copy  # values handed in by a test or the simulator may hold tuples; keep them as they are
 
-    return [copy.deepcopy(values) for _ in range(count)]
+    return copy.deepcopy(values), copy.deepcopy(values), False
 
 
 def _ensure_plain(values: dict) -> None:
@@ -100,8 +100,14 @@ def execute(
     config_values: dict | None = None,
 ) -> Output:
     """Run main once per binding context, values chained, and return the collected output."""
+    return _execute(main, binding_contexts, *_copies(initial_values or {}), config_values)
+
+
+def _execute(main: HookMain, binding_contexts: Iterable[dict] | None, initial: dict, values: dict, plain: bool,
+             config_values: dict | None) -> Output:
+    """`initial` and `values` are independent copies of the values the hook starts with; `plain`: they are
+    plain JSON data."""
     contexts = list(binding_contexts or []) or [{}]
-    initial, values = _copies(initial_values or {}, 2)
     output = Output(
         MetricsCollector(),
         KubeOperationCollector(),
@@ -109,15 +115,31 @@ def execute(
         ConversionsCollector(),
         ValidationsCollector(),
     )
+    config_text = json.dumps(config_values or {})
     for binding_context in contexts:
         # one working copy carried through every context: each sees what the previous one left
-        ctx = _Context(binding_context, _copies(config_values or {}, 1)[0], values, output)
+        ctx = _Context(binding_context, json.loads(config_text), values, output)
         main(ctx)
         values = ctx.values
-    _ensure_plain(values)
     output.values = values
+    if plain and values == initial:
+        # Unchanged: no patch, so nothing is serialised, and the SDK's diff (a Python walk over every key)
+        # has nothing to find. Equal to data parsed from JSON, the values contain only dicts, lists and
+        # JSON scalars (a tuple or set never equals a list).
+        return output
+    _ensure_plain(values)
     output.values_patches.update(values)
     return output
+
+
+def _read_values() -> tuple[dict, dict, bool]:
+    """The values file as two independent copies, each parsed from the file's text (get_values reads the same)."""
+    path = os.getenv("VALUES_PATH")
+    if not path:
+        return {}, {}, True
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    return *_json_copies(text), True
 
 
 def run(main: HookMain, config: dict) -> None:
@@ -125,5 +147,5 @@ def run(main: HookMain, config: dict) -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--config":
         print(json.dumps(config))
         return
-    output = execute(main, get_binding_context(), get_values(), get_config())
+    output = _execute(main, get_binding_context(), *_read_values(), get_config())
     output.flush()

@@ -800,8 +800,11 @@ def target_hash(state: dict) -> str:
                                "target_legacy": state["target_legacy"]})
 
 
-def reconcile(previous: dict, inputs: Inputs) -> Outcome:
-    state = plain_copy(previous or {})
+def reconcile(previous: dict, inputs: Inputs, *, consume: bool = False) -> Outcome:
+    """The next state from the previous one. With `consume` the caller hands `previous` over (the hook, whose
+    values get the outcome's state in its place) and the run builds on it instead of on a copy."""
+    fresh_start = not (previous or {}).get("mode")
+    state = (previous if previous is not None else {}) if consume else plain_copy(previous or {})
     run = Run(inputs, state)
     if not state.get("mode"):
         run.log("State has no mode set, will set to Unmanaged")
@@ -824,7 +827,7 @@ def reconcile(previous: dict, inputs: Inputs) -> Outcome:
         run.log("Invalid registry settings", errors=list(verdict.errors))
 
     adopted = False
-    if inputs.adopt and verdict.valid and blocked_by is None and not previous.get("mode"):
+    if inputs.adopt and verdict.valid and blocked_by is None and fresh_start:
         adopted = adopt(run, inputs.adopt, params["target"])
 
     target_key = (params["target"]["mode"], bool(params["target"].get("legacy")))
