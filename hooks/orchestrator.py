@@ -245,4 +245,4 @@ def main(ctx) -> None:
 
 
 if __name__ == "__main__":
-    runner.run(main, CONFIG)
+    runner.run(main, CONFIG, cyclic_gc=False)  # one short, socket-free run: see runner.run

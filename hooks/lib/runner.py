@@ -125,8 +125,8 @@ def _execute(main: HookMain, binding_contexts: Iterable[dict] | None, initial: d
     output.values = values
     if plain and values == initial:
         # Unchanged: no patch, so nothing is serialised, and the SDK's diff (a Python walk over every key)
-        # has nothing to find. Equal to data parsed from JSON, the values contain only dicts, lists and
-        # JSON scalars (a tuple or set never equals a list).
+        # has nothing to find. Being equal to data parsed from JSON, the values hold no tuple, set or other
+        # non-JSON container (none of them equals a list or dict), so the plain-data check has nothing to find.
         return output
     _ensure_plain(values)
     output.values_patches.update(values)
@@ -143,13 +143,17 @@ def _read_values() -> tuple[dict, dict, bool]:
     return *_json_copies(text), True
 
 
-def run(main: HookMain, config: dict) -> None:
-    """Entry point of an executable hook: '--config' prints the config, otherwise the file protocol."""
+def run(main: HookMain, config: dict, *, cyclic_gc: bool = True) -> None:
+    """Entry point of an executable hook: '--config' prints the config, otherwise the file protocol.
+
+    cyclic_gc=False is for a hook whose run is short and makes no cycles worth collecting (no sockets, no
+    threads): the process ends after the run and reference counting frees its data, while the cyclic
+    collector would only walk every object the run parses, a few percent of the run (issue #15).
+    """
     if len(sys.argv) > 1 and sys.argv[1] == "--config":
         print(json.dumps(config))
         return
-    # The process ends after this one run and reference counting frees its data; the cyclic collector would
-    # only walk every object the run parses, a few percent of the run (issue #15).
-    gc.disable()
+    if not cyclic_gc:
+        gc.disable()
     output = _execute(main, get_binding_context(), *_read_values(), get_config())
     output.flush()
