@@ -129,7 +129,7 @@ def _inputs(ctx, verdict, generation) -> stages.Inputs:
     return stages.Inputs(
         verdict=verdict,
         generation=generation,
-        now=clock.now(),
+        now_seconds=clock.now_seconds(),
         bootstrapped=bool(get_path(global_values, "clusterIsBootstrapped", False)),
         cluster_domain=get_path(global_values, "discovery.clusterDomain", "cluster.local") or "cluster.local",
         nodes=snapshots.nodes(snaps),
@@ -194,8 +194,7 @@ def _emit_metrics(ctx, outcome: stages.Outcome, input_valid: bool, inputs: stage
     for condition in state["conditions"]:
         collect(metrics.gauge("d8_registry_condition_status", 1 if condition["status"] == "True" else 0,
                               {"type": condition["type"], "reason": condition.get("reason", "")}))
-        moment = clock.parse_rfc3339(condition["lastTransitionTime"]).timestamp() \
-            if condition.get("lastTransitionTime") else 0.0
+        moment = clock.timestamp(condition["lastTransitionTime"]) if condition.get("lastTransitionTime") else 0.0
         collect(metrics.gauge("d8_registry_condition_last_transition_timestamp_seconds", moment,
                               {"type": condition["type"]}))
         if condition["type"] == "Ready" and condition["status"] == "False":
@@ -224,7 +223,8 @@ def main(ctx) -> None:
         from lib import persist
 
         inputs.adopt = persist.bootstrap_seed(snapshots.secrets(ctx.snapshots, "state_secrets"))
-    outcome = stages.reconcile(previous, inputs)
+    # previous is this run's copy (in ctx.values, or restored), replaced by the outcome's state below
+    outcome = stages.reconcile(previous, inputs, consume=True)
     for message, fields in outcome.events:
         (log.warn if message == "Invalid registry settings" else log.info)(message, **fields)
     if outcome.registry_patch is not None:
@@ -245,4 +245,4 @@ def main(ctx) -> None:
 
 
 if __name__ == "__main__":
-    runner.run(main, CONFIG)
+    runner.run(main, CONFIG, cyclic_gc=False)  # one short, socket-free run: see runner.run

@@ -21,10 +21,14 @@ unchanged cluster produces unchanged versions (no pod restarts).
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
-from . import front, hashing
+from . import hashing
 from .patterns import lazy
+from .record import Record, fields
+
+if TYPE_CHECKING:
+    from . import front
 
 DISTRIBUTION_ADDR = "127.0.0.1:5003"
 DEBUG_ADDR = "127.0.0.1:5002"
@@ -35,15 +39,20 @@ INCLUSTER_TTL = "1h"
 FLAVOUR_USERS = {"Proxy": ("ro",), "Local": ("ro", "rw", "mirror_puller", "mirror_pusher")}
 
 
-class Master(NamedTuple):
-    name: str
-    ip: str
+class Master(Record):
+    __slots__ = ()
+    _fields = ("name", "ip")
+    name, ip = fields(2)
+
+    def __new__(cls, name: str, ip: str):
+        return tuple.__new__(cls, (name, ip))
 
 
 def sorted_masters(masters: list[Master]) -> list[Master]:
-    import ipaddress  # imported on use: most hook runs never sort masters (issue #15)
+    from . import validate
 
-    return sorted(masters, key=lambda m: (ipaddress.IPv4Address(m.ip), m.name))
+    # in address order, as ipaddress would sort them, without importing it (issue #15)
+    return sorted(masters, key=lambda m: (validate.ipv4_key(m.ip), m.name))
 
 
 def _yaml(data: dict) -> str:
@@ -87,7 +96,7 @@ def distribution_config(http_secret: str, upstream: dict | None, ttl: str | None
 
 
 SYNC_INTERVAL = "60s"
-_INTERVAL_RE = re.compile(r"[1-9][0-9]{0,4}[sm]", re.ASCII)
+_INTERVAL_RE = lazy(r"[1-9][0-9]{0,4}[sm]", re.ASCII)
 
 
 def local_peers(own_ip: str, master_ips: list[str]) -> list[str]:
@@ -270,6 +279,8 @@ def _container(name: str, image: str, command: list[str], mounts: list[tuple[str
 def nodeservices_manifest(flavour: str, version: str, config_hash: str, images: dict[str, str], ordinal: int,
                           with_sync: bool, upstream_ca: bool, env: list[dict]) -> str:
     """The static pod the master step writes to /etc/kubernetes/manifests (SPEC 5.7, 5.8)."""
+    from . import front  # loaded only when files are rendered (issue #15)
+
     data_dir = PROXY_DATA if flavour == "Proxy" else LOCAL_DATA
     registry_env = []
     if flavour == "Proxy":
@@ -367,7 +378,7 @@ def node_services_files(
     `layout` and `data_dir` default to the static pod's; loopback tests run several masters on one
     machine and pass their own addresses, ports and directories.
     """
-    from . import pki
+    from . import front, pki
     from . import users as users_mod
 
     dns, ips = pki.front_names(cluster_domain, master.ip)
@@ -425,7 +436,7 @@ def incluster_proxy_files(upstream: dict, ca, http_secret: str, cluster_domain: 
                           data_dir: str = "/data") -> tuple[dict, bool]:
     """(files, certificate reused) of the in-cluster proxy's config Secret; `layout`/`data_dir` as for
     node_services_files (the Deployment's pod when omitted)."""
-    from . import pki
+    from . import front, pki
     from . import users as users_mod
 
     dns, ips = pki.front_names(cluster_domain, None)

@@ -35,7 +35,7 @@ before: mirror maps are also built from `params.actual`, which may come from the
 
 from __future__ import annotations
 
-import base64
+import binascii
 import copy
 import re
 from typing import Any
@@ -150,11 +150,11 @@ def mirrors(node_params: dict, master_ips: list[str], lb_endpoint: str = LB_ENDP
 
 
 def sorted_master_ips(master_ips: list[str]) -> list[str]:
-    """Unique master IPv4 addresses in numeric order, rendered from the parsed addresses."""
+    """Unique master IPv4 addresses in numeric order, each checked to be exactly what its parsed address prints."""
     if isinstance(master_ips, str):
         # A bare string would otherwise be iterated character by character.
         raise ValueError("master IPs must be a list of IPv4 addresses")
-    return [str(address) for address in sorted({validate.ipv4(ip) for ip in master_ips})]
+    return sorted({validate.ipv4_text(ip) for ip in master_ips}, key=validate.ipv4_key)
 
 
 def transitional(old: dict[str, list[dict]], new: dict[str, list[dict]]) -> dict[str, list[dict]]:
@@ -324,7 +324,8 @@ def _b64_credentials(user: Any, password: Any) -> str:
     validate.username(user)
     if not isinstance(password, str) or not password:
         raise ValueError("invalid password: must be a non-empty string")
-    return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    # binascii as base64.b64encode calls it, without importing base64 on every hook run (issue #15)
+    return binascii.b2a_base64(f"{user}:{password}".encode(), newline=False).decode("ascii")
 
 
 def _basic(user: Any, password: Any) -> str:

@@ -23,9 +23,10 @@ import os
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from .patterns import lazy
+from .record import Record, fields
 
 FIXED_HOST = "registry.d8-system.svc:5001"
 FIXED_HOSTNAME = "registry.d8-system.svc"
@@ -120,15 +121,24 @@ FOOTER = "Keeping the last valid settings (mode {label})."
 _Path = tuple[str, ...]
 
 
-class Environment(NamedTuple):
-    cluster_configuration_present: bool
-    default_cri: str | None  # global.clusterConfiguration.defaultCRI
-    cluster_type: str | None  # global.clusterConfiguration.clusterType
+class Environment(Record):
+    __slots__ = ()
+    _fields = ("cluster_configuration_present", "default_cri", "cluster_type")
+    cluster_configuration_present, default_cri, cluster_type = fields(3)
+
+    def __new__(cls, cluster_configuration_present: bool,
+                default_cri: str | None,    # global.clusterConfiguration.defaultCRI
+                cluster_type: str | None):  # global.clusterConfiguration.clusterType
+        return tuple.__new__(cls, (cluster_configuration_present, default_cri, cluster_type))
 
 
-class Verdict(NamedTuple):
-    params: dict | None
-    errors: tuple[str, ...]
+class Verdict(Record):
+    __slots__ = ()
+    _fields = ("params", "errors")
+    params, errors = fields(2)
+
+    def __new__(cls, params: dict | None, errors: tuple[str, ...]):
+        return tuple.__new__(cls, (params, errors))
 
     @property
     def valid(self) -> bool:
@@ -312,14 +322,16 @@ _WALKED_TYPES: dict[str, type] = {"string": str, "object": dict}
 _ANNOTATIONS = frozenset({"default", "description", "title", "examples"})
 
 
-class SchemaError(NamedTuple):
+class SchemaError(Record):
     """The parts of a jsonschema ValidationError that the messages are made of."""
 
-    validator: str
-    validator_value: Any
-    instance: Any
-    schema: dict
-    absolute_path: tuple[str, ...]
+    __slots__ = ()
+    _fields = ("validator", "validator_value", "instance", "schema", "absolute_path")
+    validator, validator_value, instance, schema, absolute_path = fields(5)
+
+    def __new__(cls, validator: str, validator_value: Any, instance: Any, schema: dict,
+                absolute_path: tuple[str, ...]):
+        return tuple.__new__(cls, (validator, validator_value, instance, schema, absolute_path))
 
 
 def _is_str_list(value: Any) -> bool:

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from typing import TYPE_CHECKING
 
+from . import clock, dataplane, deckhouse_registry, hashing, messages, node_config, settings, transitions
 from . import conditions as cond
-from . import dataplane, deckhouse_registry, hashing, lb, messages, node_config, settings, transitions
 from .enums import (
     KIND_FINAL,
     KIND_NONE,
@@ -38,6 +37,10 @@ from .enums import (
     SERVICE_NONE,
 )
 from .snapshots import DeckhousePod, InClusterDeployment, MirrorPod, Node
+from .values import plain_copy
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 CONTAINERD_NGC = "d8-registry-containerd.sh"
 INCLUSTER_NAME = "registry-incluster-proxy"
@@ -46,45 +49,100 @@ SERVICE_FOR = {"Direct": SERVICE_INCLUSTER_PROXY, "Proxy": SERVICE_NODE_SERVICES
 USERS_FOR = {"Direct": (), "Proxy": ("ro",), "Local": ("ro", "rw", "mirror_puller", "mirror_pusher"), "Unmanaged": ()}
 
 
-# No generated __repr__/__eq__: nothing compares or prints these (a repr would quote the verdict's
-# credentials), and skipping them makes the classes cheaper to build on every hook run (issue #15).
-@dataclass(repr=False, eq=False)
+# Plain classes, not dataclasses: building a dataclass runs generated code on every hook run (issue #15).
+# Neither has __repr__ or __eq__: nothing compares or prints them (a repr would quote the verdict's credentials).
 class Inputs:
-    """Everything one run reads: the verdict on the settings, the snapshots and the module's globals."""
+    """Everything one run reads: the verdict on the settings, the snapshots and the module's globals.
 
-    verdict: settings.Verdict
-    generation: int | None
-    now: datetime
-    bootstrapped: bool = True
-    cluster_domain: str = "cluster.local"
-    nodes: list[Node] = field(default_factory=list)
-    mirror_pods: list[MirrorPod] = field(default_factory=list)
-    incluster: InClusterDeployment | None = None
-    deckhouse_pods: list[DeckhousePod] = field(default_factory=list)
-    live_registry: dict | None = None          # decoded data of d8-system/deckhouse-registry
-    ngc_versions: dict[str, str] = field(default_factory=dict)
-    checker_state: dict = field(default_factory=dict)
-    reusable_certs: dict[str, dict] = field(default_factory=dict)   # Secret name -> {front.crt, front.key}
-    lb_image: str = ""
-    images: dict[str, str] = field(default_factory=dict)     # registry image name -> <base>@<digest>
-    proxy_env: list[dict] = field(default_factory=list)      # cluster proxy variables for upstream-facing containers
-    adopt: dict | None = None                   # CA and users from registry-init (installer hand-off)
-    # False until checker_init restored the checker's state in this process: addon-operator runs the
-    # orchestrator's Synchronization before the beforeHelm hooks, so it can see no checker state yet
-    checker_restored: bool = True
+    The run's time is `now` (a datetime) or `now_seconds` (whole seconds since the epoch), whichever the
+    caller has; the other is derived on first use, so a run that only compares times never imports datetime.
+    """
+
+    __slots__ = ("verdict", "generation", "_now", "_now_seconds", "bootstrapped", "cluster_domain", "nodes",
+                 "mirror_pods", "incluster", "deckhouse_pods", "live_registry", "ngc_versions", "checker_state",
+                 "reusable_certs", "lb_image", "images", "proxy_env", "adopt", "checker_restored")
+
+    def __init__(
+        self,
+        verdict: settings.Verdict,
+        generation: int | None,
+        now: datetime | None = None,
+        bootstrapped: bool = True,
+        cluster_domain: str = "cluster.local",
+        nodes: list[Node] | None = None,
+        mirror_pods: list[MirrorPod] | None = None,
+        incluster: InClusterDeployment | None = None,
+        deckhouse_pods: list[DeckhousePod] | None = None,
+        live_registry: dict | None = None,              # decoded data of d8-system/deckhouse-registry
+        ngc_versions: dict[str, str] | None = None,
+        checker_state: dict | None = None,
+        reusable_certs: dict[str, dict] | None = None,  # Secret name -> {front.crt, front.key}
+        lb_image: str = "",
+        images: dict[str, str] | None = None,           # registry image name -> <base>@<digest>
+        proxy_env: list[dict] | None = None,            # cluster proxy variables for upstream-facing containers
+        adopt: dict | None = None,                      # CA and users from registry-init (installer hand-off)
+        # False until checker_init restored the checker's state in this process: addon-operator runs the
+        # orchestrator's Synchronization before the beforeHelm hooks, so it can see no checker state yet
+        checker_restored: bool = True,
+        *,
+        now_seconds: int | None = None,
+    ):
+        if (now is None) == (now_seconds is None):
+            raise TypeError("Inputs needs exactly one of now and now_seconds")
+        self.verdict = verdict
+        self.generation = generation
+        self._now = now
+        self._now_seconds = now_seconds
+        self.bootstrapped = bootstrapped
+        self.cluster_domain = cluster_domain
+        self.nodes = [] if nodes is None else nodes
+        self.mirror_pods = [] if mirror_pods is None else mirror_pods
+        self.incluster = incluster
+        self.deckhouse_pods = [] if deckhouse_pods is None else deckhouse_pods
+        self.live_registry = live_registry
+        self.ngc_versions = {} if ngc_versions is None else ngc_versions
+        self.checker_state = {} if checker_state is None else checker_state
+        self.reusable_certs = {} if reusable_certs is None else reusable_certs
+        self.lb_image = lb_image
+        self.images = {} if images is None else images
+        self.proxy_env = [] if proxy_env is None else proxy_env
+        self.adopt = adopt
+        self.checker_restored = checker_restored
+
+    @property
+    def now(self) -> datetime:
+        if self._now is None:
+            self._now = clock.from_seconds(self._now_seconds)
+        return self._now
+
+    @property
+    def now_seconds(self) -> int:
+        """`now` in whole seconds since the epoch (certificates carry whole seconds, as pki compares them)."""
+        if self._now_seconds is None:
+            self._now_seconds = int(self._now.replace(microsecond=0).timestamp())
+        return self._now_seconds
+
+    def now_text(self) -> str:
+        if self._now is not None:
+            return self._now.strftime(clock.RFC3339)
+        return clock.rfc3339_seconds(self._now_seconds)
 
 
-@dataclass(repr=False, eq=False)
 class Outcome:
     """Everything one run decides: the next state and what the hook writes out."""
 
-    state: dict
-    ready: bool
-    checker_params: dict
-    registry_patch: dict | None
-    events: list[tuple[str, dict]]
-    transition_not_supported: bool
-    adopted: bool = False
+    __slots__ = ("state", "ready", "checker_params", "registry_patch", "events", "transition_not_supported",
+                 "adopted")
+
+    def __init__(self, state: dict, ready: bool, checker_params: dict, registry_patch: dict | None,
+                 events: list[tuple[str, dict]], transition_not_supported: bool, adopted: bool = False):
+        self.state = state
+        self.ready = ready
+        self.checker_params = checker_params
+        self.registry_patch = registry_patch
+        self.events = events
+        self.transition_not_supported = transition_not_supported
+        self.adopted = adopted
 
 
 class Run:
@@ -100,7 +158,7 @@ class Run:
         self.unknown = False        # a stage could not tell yet (checker state not restored)
         self.rendered_node_services = ""
         self._masters: tuple[list[dataplane.Master], list[str]] | None = None
-        self.now = inputs.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.now = inputs.now_text()
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -134,7 +192,7 @@ class Run:
                 from . import validate
 
                 validate.node_name(node.name)
-                validate.ipv4(node.ip)
+                validate.ipv4_text(node.ip)
             except ValueError:
                 excluded.append(node.name)
                 continue
@@ -221,17 +279,23 @@ def _rendered_source(inputs: list, entry: dict) -> str:
                                entry.get("cert_window")])
 
 
-def _within(window, now: datetime) -> bool:
-    """`now` lies in [not before, not after - renewal margin] of the recorded certificate window."""
+def _within(window, now_seconds: int) -> bool:
+    """The run's time (whole seconds) lies in [not before, not after - renewal margin] of the recorded
+    certificate window."""
     if not isinstance(window, list) or len(window) != 2 or not all(isinstance(t, str) for t in window):
         return False
+    start, renew = (clock.utc_seconds(t) for t in window)
+    if start is not None and renew is not None:
+        return start <= now_seconds <= renew
+    from datetime import datetime  # a window the module did not write as whole-second UTC
+
     try:
         start, renew = (datetime.fromisoformat(t) for t in window)
     except ValueError:
         return False
     if start.tzinfo is None or renew.tzinfo is None:
         return False
-    now = now.replace(microsecond=0)  # certificates carry whole seconds, as pki compares them
+    now = clock.from_seconds(now_seconds)
     return start <= now <= renew
 
 
@@ -241,10 +305,18 @@ def _pki_source(ca: dict, scraper: dict, window) -> str:
                                window])
 
 
+def _users_source(checked: dict) -> str:
+    """Digest of the users ensure_users returned (names, passwords, verified hashes), so a run finding exactly
+    them again skips the bcrypt check. Only the digest is stored: the users themselves are in the state."""
+    return hashing.sha256_hex(["users/1", checked])
+
+
 def _common_window(windows: list) -> list[str] | None:
     """The times inside every window (each from pki.reuse_window), or None if one is missing or they do not meet."""
     if not windows or any(w is None for w in windows):
         return None
+    from datetime import datetime
+
     start = max(windows, key=lambda w: datetime.fromisoformat(w[0]))[0]
     renew = min(windows, key=lambda w: datetime.fromisoformat(w[1]))[1]
     return [start, renew] if datetime.fromisoformat(start) <= datetime.fromisoformat(renew) else None
@@ -272,7 +344,7 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
         # against this CA, and it is not due for renewal yet: rendering again gives the same entry
         known = previous.get(master.name) or {}
         return bool(known.get("source")) and known["source"] == _rendered_source(inputs_of(master), known) \
-            and _within(known.get("cert_window"), run.inp.now)
+            and _within(known.get("cert_window"), run.inp.now_seconds)
 
     kept = {master.name for master in masters if rendered_before(master)}
     if len(kept) < len(masters):
@@ -336,6 +408,8 @@ def publish_lb(run: Run, needed: bool) -> None:
     current = config.get("lb")
     if current is not None and run.state.get("lb_source") == _lb_source(endpoints, run.inp.lb_image, current):
         return  # exactly this payload was rendered from exactly these endpoints and image
+    from . import lb  # loaded only when the payload is rendered (issue #15)
+
     config["lb"] = lb.lb_payload(endpoints, run.inp.lb_image)
     run.state["lb_source"] = _lb_source(endpoints, run.inp.lb_image, config["lb"])
 
@@ -465,7 +539,7 @@ def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
     checked = known.get("checked") or {}
     if known.get("ca") and known.get("scraper") and checked.get("source") \
             and checked["source"] == _pki_source(known["ca"], known["scraper"], checked.get("window")) \
-            and _within(checked.get("window"), run.inp.now):
+            and _within(checked.get("window"), run.inp.now_seconds):
         # exactly this CA and scraper certificate passed the checks below and neither is due for renewal
         pair = {"ca": {"cert": known["ca"]["cert"], "key": known["ca"]["key"]},
                 "scraper": {"cert": known["scraper"]["cert"], "key": known["scraper"]["key"]}}
@@ -489,7 +563,13 @@ def stage_ensure_secrets(run: Run, target: dict) -> StageResult:
     wanted = USERS_FOR[target["mode"]]
     current = run.state.get("users", {})
     if wanted:
-        run.state["users"] = {**current, **users.ensure_users(wanted, current)}
+        checked = {key: current.get(key) for key in wanted}
+        if run.state.get("users_source") != _users_source(checked):
+            checked = users.ensure_users(wanted, current)
+        # else: exactly these users came out of ensure_users, their bcrypt hashes verified, and it would
+        # return them unchanged; a restart (no recorded digest) or any edit checks them all again
+        run.state["users"] = {**current, **checked}
+        run.state["users_source"] = _users_source(checked)
     if target["mode"] == "Local":
         run.state["ingress_enabled"] = True
     if material != [pair["ca"], pair["scraper"], run.state["http_secret"], run.state.get("users")]:
@@ -690,11 +770,12 @@ def tidy_and_finalise(run: Run, target: dict) -> None:
     if mode == "Direct":
         state["ingress_enabled"] = False
         state.pop("users", None)
+        state.pop("users_source", None)
     elif mode == "Proxy":
         state["ingress_enabled"] = False
         state["users"] = {"ro": state["users"]["ro"]}
     elif mode == "Unmanaged":
-        for key in ("pki", "http_secret", "users"):
+        for key in ("pki", "http_secret", "users", "users_source"):
             state.pop(key, None)
         state["ingress_enabled"] = False
     if state.get("mode") != mode:
@@ -766,8 +847,11 @@ def target_hash(state: dict) -> str:
                                "target_legacy": state["target_legacy"]})
 
 
-def reconcile(previous: dict, inputs: Inputs) -> Outcome:
-    state = copy.deepcopy(previous or {})
+def reconcile(previous: dict, inputs: Inputs, *, consume: bool = False) -> Outcome:
+    """The next state from the previous one. With `consume` the caller hands `previous` over (the hook, whose
+    values get the outcome's state in its place) and the run builds on it instead of on a copy."""
+    fresh_start = not (previous or {}).get("mode")
+    state = (previous if previous is not None else {}) if consume else plain_copy(previous or {})
     run = Run(inputs, state)
     if not state.get("mode"):
         run.log("State has no mode set, will set to Unmanaged")
@@ -790,7 +874,7 @@ def reconcile(previous: dict, inputs: Inputs) -> Outcome:
         run.log("Invalid registry settings", errors=list(verdict.errors))
 
     adopted = False
-    if inputs.adopt and verdict.valid and blocked_by is None and not previous.get("mode"):
+    if inputs.adopt and verdict.valid and blocked_by is None and fresh_start:
         adopted = adopt(run, inputs.adopt, params["target"])
 
     target_key = (params["target"]["mode"], bool(params["target"].get("legacy")))

@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .patterns import lazy
+
 # state key -> user name (the name is also the suffix of the Secret `registry-user-<name>`)
 USERS = {"ro": "ro", "rw": "rw", "mirror_puller": "mirror-puller", "mirror_pusher": "mirror-pusher"}
 
@@ -41,11 +43,11 @@ BCRYPT_MAX_BYTES = 72
 # as not verifying, which makes ensure_user replace them.
 MAX_VERIFY_COST = 12
 
-_BCRYPT_HASH_RE = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}", re.ASCII)
-_ALNUM = re.compile(r"[A-Za-z0-9]+", re.ASCII)
+_BCRYPT_HASH_RE = lazy(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}", re.ASCII)
+_ALNUM = lazy(r"[A-Za-z0-9]+", re.ASCII)
 # Same rule as the settings' username pattern: ':' ends the name in an htpasswd line, control
 # characters would break the line structure.
-_HTPASSWD_NAME_BAD = re.compile(r"[:\x00-\x1f\x7f-\x9f]")
+_HTPASSWD_NAME_BAD = lazy(r"[:\x00-\x1f\x7f-\x9f]")
 
 
 def random_password(length: int = PASSWORD_LENGTH) -> str:

@@ -46,6 +46,10 @@ _PEM_BLOCK_RE = lazy(
     r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----", re.ASCII
 )
 CA_BUNDLE_MAX_BYTES = 64 * 1024
+# Exactly the texts ipaddress.IPv4Address accepts and prints back unchanged: four decimal octets 0-255
+# without leading zeros. Lets a run check master addresses without importing ipaddress (issue #15).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_RE = lazy(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
 
 
 def _require_str(value: object, kind: str) -> str:
@@ -79,6 +83,19 @@ def ipv4(value: str) -> ipaddress.IPv4Address:
     if address is None or str(address) != value:
         raise ValueError("invalid IPv4 address: must be four decimal octets such as 10.0.0.1")
     return address
+
+
+def ipv4_text(value: str) -> str:
+    """The same check as `ipv4`, returning the text (which then equals str(ipv4(value)))."""
+    if isinstance(value, str) and _IPV4_RE.fullmatch(value) is not None:
+        return value
+    return str(ipv4(value))  # raises for anything the pattern refused, with the same message
+
+
+def ipv4_key(value: str) -> tuple[int, int, int, int]:
+    """Sort key ordering checked IPv4 texts as ipaddress.IPv4Address orders the addresses."""
+    a, b, c, d = (int(octet) for octet in ipv4_text(value).split("."))
+    return a, b, c, d
 
 
 def port(value: int) -> int:

@@ -39,6 +39,20 @@ def test_importing_the_hooks_loads_nothing_on_demand():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
+# Loaded by the checker hooks but not needed to start the orchestrator: the renderers, datetime (the
+# orchestrator reads its own times as seconds, lib.clock) and base64 (binascii directly).
+ORCHESTRATOR_ON_DEMAND = ("datetime", "base64", "lib.front", "lib.lb", "lib.checker")
+
+
+def test_importing_the_orchestrator_loads_no_renderer_and_no_datetime():
+    code = (
+        "import sys; sys.path.insert(0, 'hooks');"
+        "import orchestrator;"
+        f"loaded = [m for m in {ON_DEMAND + ORCHESTRATOR_ON_DEMAND!r} if m in sys.modules]; assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
 def test_builtin_sha256_gives_hashlib_digests():
     for data in (b"", b"abc", bytes(range(256)) * 1000):
         assert hashing.sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
