@@ -437,11 +437,13 @@ def _containerd_source(kind: str, mirror_map: dict, payload: dict) -> str:
 def render_running(run: Run) -> None:
     """What runs now, re-rendered from its recorded source (fresh certificates when due, new master
     addresses), never from the target: a stage moves it to the target when its turn comes."""
-    from . import pki
-
     try:
         _render_running(run)
-    except pki.CannotIssue:
+    except ValueError as exc:
+        from . import pki  # already loaded when it raised; a converged run never imports it
+
+        if not isinstance(exc, pki.CannotIssue):
+            raise
         # A certificate is due and the restored CA cannot sign it (its key does not match, or it expires
         # too soon): without a certificate nothing can be rendered, so the CA is replaced as stage
         # ensure_secrets would replace it (SPEC 5.10), and everything is issued again from the new one.

@@ -75,7 +75,7 @@ def test_a_converged_run_loads_nothing_it_has_no_use_for(make_harness):
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "lib.stages" in imported, "the import log was read"
-    assert not imported & set(NOT_LOADED_WHEN_CONVERGED)
+    assert not imported & set(NOT_LOADED_WHEN_CONVERGED), sorted(imported & set(NOT_LOADED_WHEN_CONVERGED))
     assert result.values_patch == []
 
 
