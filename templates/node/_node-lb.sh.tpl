@@ -57,7 +57,7 @@ d8reg_payload_file() {
 
 # The manifest is removable later only when its first line is the marker; add it if the producer did not.
 d8reg_manifest_content() {
-  if [[ "$(jq -r '.files["registry-proxy.yaml"] | split("\n")[0]' <<<"${payload}")" != "${D8REG_MARKER}" ]]; then
+  if [[ ${manifest_marked} != "true" ]]; then
     printf '%s\n' "${D8REG_MARKER}"
   fi
   d8reg_payload_file "registry-proxy.yaml"
@@ -71,10 +71,14 @@ d8reg_marker_content() {
 
 d8reg_valid_version "${D8REG_VERSION}" || d8reg_die "D8REG_VERSION is not a sha256 hex digest"
 payload="$(d8reg_payload_json)"
-[[ "$(jq -r '.version' <<<"${payload}")" == "${D8REG_VERSION}" ]] || d8reg_die "payload version does not match D8REG_VERSION"
-if ! jq -e '(.endpoints | type == "array" and all(.[]; type == "string"))
+# One jq call answers both checks, one word a line: does the version match, does the payload have its shape.
+checks="$(jq -r --arg v "${D8REG_VERSION}" '(.version == $v),
+  (try ((.endpoints | type == "array" and all(.[]; type == "string"))
     and ((.image // "") | type == "string")
-    and ((.files // {}) | type == "object" and all(.[]; type == "string"))' >/dev/null <<<"${payload}"; then
+    and ((.files // {}) | type == "object" and all(.[]; type == "string"))) catch false)' <<<"${payload}")"
+{ read -r version_ok; read -r shape_ok; } <<<"${checks}"
+[[ ${version_ok} == "true" ]] || d8reg_die "payload version does not match D8REG_VERSION"
+if [[ ${shape_ok} != "true" ]]; then
   d8reg_die "payload must have endpoints (strings), image (string) and files (strings)"
 fi
 
@@ -113,8 +117,11 @@ fi
 # ---------------------------------------------------------------------------------------- endpoints
 
 image="$(jq -r '.image // ""' <<<"${payload}")"
-[[ "$(jq -r '.files | has("nginx.conf")' <<<"${payload}")" == "true" ]] || d8reg_die "payload has endpoints but no nginx.conf"
-has_manifest="$(jq -r '.files | has("registry-proxy.yaml")' <<<"${payload}")"
+# one jq call, one word a line: has nginx.conf, has the manifest, does the manifest start with the marker
+files="$(jq -r --arg m "${D8REG_MARKER}" '(.files // {}) | has("nginx.conf"), has("registry-proxy.yaml"),
+  ((.["registry-proxy.yaml"] // "") | split("\n")[0] == $m)' <<<"${payload}")"
+{ read -r has_nginx; read -r has_manifest; read -r manifest_marked; } <<<"${files}"
+[[ ${has_nginx} == "true" ]] || d8reg_die "payload has endpoints but no nginx.conf"
 if [[ -n ${image} ]]; then
   d8reg_valid_image "${image}" || d8reg_die "payload has an invalid LB image reference"
 fi
@@ -135,8 +142,8 @@ if [[ -z ${image} || ${has_manifest} != "true" ]]; then
   exit 0
 fi
 
-want="$(d8reg_manifest_content | d8reg_sha256)"
-if [[ ${want} != "$(d8reg_file_sha256 "${MANIFEST}")" ]]; then
+d8reg_compare "${MANIFEST}" d8reg_manifest_content
+if [[ ${d8reg_same} == 0 ]]; then
   # pulled before kubelet sees the new manifest, so the pod starts without waiting for the image;
   # a failed pull is not fatal: the pod pulls it itself and containerd can reach the masters directly
   if ! crictl pull "${image}" >&2; then
