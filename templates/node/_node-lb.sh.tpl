@@ -51,8 +51,11 @@ d8reg_valid_image() {
   [[ $1 =~ $re ]]
 }
 
+# nginx.conf and the manifest, base64 as listed below; decoded only where they are written or compared
+declare -A lb_files=()
+
 d8reg_payload_file() {
-  jq -j --arg f "$1" '.files[$f]' <<<"${payload}"
+  printf '%s' "${lb_files[$1]}" | base64 -d
 }
 
 # The manifest is removable later only when its first line is the marker; add it if the producer did not.
@@ -82,16 +85,33 @@ if [[ ${shape_ok} != "true" ]]; then
   d8reg_die "payload must have endpoints (strings), image (string) and files (strings)"
 fi
 
+# One more jq call lists everything else the step reads, one item a line: `image<TAB>base64 ref`,
+# `endpoint<TAB>"ip:port"` for each endpoint, `file<TAB>name<TAB>base64 content` for nginx.conf and the
+# manifest, and `marked<TAB>true|false` (does the manifest start with the marker).
+image_encoded=""
+manifest_marked=false
+endpoints=()
+lines="$(jq -r --arg m "${D8REG_MARKER}" '"image\t\((.image // "") | @base64)",
+  (.endpoints[] | "endpoint\t\(@json)"),
+  ((.files // {}) | to_entries[] | select(.key == "nginx.conf" or .key == "registry-proxy.yaml")
+    | "file\t\(.key)\t\(.value | @base64)"),
+  "marked\t\((.files // {})["registry-proxy.yaml"] // "" | split("\n")[0] == $m)"' <<<"${payload}")"
+while IFS=$'\t' read -r tag value encoded; do
+  case "${tag}" in
+    image) image_encoded="${value}" ;;
+    endpoint) endpoints+=("${value}") ;;
+    file) lb_files["${value}"]="${encoded}" ;;
+    marked) manifest_marked="${value}" ;;
+  esac
+done <<<"${lines}"
+
 endpoint_count=0
-lines="$(jq -r '.endpoints[] | @json' <<<"${payload}")"
-if [[ -n ${lines} ]]; then
-  while IFS= read -r quoted; do
-    endpoint_re='^"([0-9.:]*)"$'
-    [[ ${quoted} =~ ${endpoint_re} ]] || d8reg_die "payload has an invalid LB endpoint"
-    d8reg_valid_endpoint "${BASH_REMATCH[1]}" || d8reg_die "payload has an invalid LB endpoint"
-    endpoint_count=$((endpoint_count + 1))
-  done <<<"${lines}"
-fi
+endpoint_re='^"([0-9.:]*)"$'
+for quoted in ${endpoints[@]+"${endpoints[@]}"}; do
+  [[ ${quoted} =~ ${endpoint_re} ]] || d8reg_die "payload has an invalid LB endpoint"
+  d8reg_valid_endpoint "${BASH_REMATCH[1]}" || d8reg_die "payload has an invalid LB endpoint"
+  endpoint_count=$((endpoint_count + 1))
+done
 
 # ------------------------------------------------------------------------------- no endpoints: removal
 
@@ -116,12 +136,12 @@ fi
 
 # ---------------------------------------------------------------------------------------- endpoints
 
-image="$(jq -r '.image // ""' <<<"${payload}")"
-# one jq call, one word a line: has nginx.conf, has the manifest, does the manifest start with the marker
-files="$(jq -r --arg m "${D8REG_MARKER}" '(.files // {}) | has("nginx.conf"), has("registry-proxy.yaml"),
-  ((.["registry-proxy.yaml"] // "") | split("\n")[0] == $m)' <<<"${payload}")"
-{ read -r has_nginx; read -r has_manifest; read -r manifest_marked; } <<<"${files}"
-[[ ${has_nginx} == "true" ]] || d8reg_die "payload has endpoints but no nginx.conf"
+image="$(printf '%s' "${image_encoded}" | base64 -d)"
+[[ -n ${lb_files["nginx.conf"]+x} ]] || d8reg_die "payload has endpoints but no nginx.conf"
+has_manifest=false
+if [[ -n ${lb_files["registry-proxy.yaml"]+x} ]]; then
+  has_manifest=true
+fi
 if [[ -n ${image} ]]; then
   d8reg_valid_image "${image}" || d8reg_die "payload has an invalid LB image reference"
 fi
