@@ -197,14 +197,20 @@ d8reg_inspect() {
 
 d8reg_valid_version "${D8REG_VERSION}" || d8reg_die "D8REG_VERSION is not a sha256 hex digest"
 payload="$(d8reg_payload_json)"
-[[ "$(jq -r '.version' <<<"${payload}")" == "${D8REG_VERSION}" ]] || d8reg_die "payload version does not match D8REG_VERSION"
-kind="$(jq -r '.kind' <<<"${payload}")"
+# One jq call answers the four checks below, one word a line: does the version match, the kind (empty
+# when it is none of the three), do hosts map dirs to {file: content}, and does every dir have files.
+checks="$(jq -r --arg v "${D8REG_VERSION}" '(.version == $v),
+  (if .kind == "None" or .kind == "Transitional" or .kind == "Final" then .kind else "" end),
+  (try ((.hosts // {}) | type == "object" and all(.[]; type == "object" and all(.[]; type == "string")))
+    catch false) as $shape | $shape,
+  (if $shape then (.hosts // {}) | all(.[]; length > 0) else false end)' <<<"${payload}")"
+{ read -r version_ok; read -r kind; read -r hosts_ok; read -r hosts_full; } <<<"${checks}"
+[[ ${version_ok} == "true" ]] || d8reg_die "payload version does not match D8REG_VERSION"
 case "${kind}" in
   None | Transitional | Final) ;;
   *) d8reg_die "payload kind must be None, Transitional or Final" ;;
 esac
-if ! jq -e '(.hosts // {}) | type == "object" and all(.[]; type == "object" and all(.[]; type == "string"))' \
-  >/dev/null <<<"${payload}"; then
+if [[ ${hosts_ok} != "true" ]]; then
   d8reg_die "payload hosts must map dirs to {file: content}"
 fi
 
@@ -214,7 +220,7 @@ want_dirs=()
 want_pairs=()
 last_dir=""
 declare -A want_files=()
-if ! jq -e '(.hosts // {}) | all(.[]; length > 0)' >/dev/null <<<"${payload}"; then
+if [[ ${hosts_full} != "true" ]]; then
   d8reg_die "payload has a hosts dir without files"
 fi
 lines="$(jq -r '(.hosts // {}) | to_entries[] | .key as $d | .value | to_entries[]
@@ -247,28 +253,38 @@ old_pairs=()
 old_dirs=()
 old_inserted_for=""
 if [[ -f ${STATE_FILE} ]]; then
-  if state_json="$(jq -c 'select(type == "object")' "${STATE_FILE}" 2>/dev/null)" && [[ -n ${state_json} ]]; then
-    old_inserted_for="$(jq -r '.configTomlInsertedFor // "" | strings' <<<"${state_json}")"
-    d8reg_valid_version "${old_inserted_for}" || old_inserted_for=""
-    lines="$(jq -r '(.dirs // {}) | objects | to_entries[] | .key as $d | (.value | arrays | .[]) as $f
-      | "\($d | @json)/\($f | @json)"' <<<"${state_json}" 2>/dev/null)" || lines=""
-    if [[ -n ${lines} ]]; then
-      while IFS= read -r pair; do
-        dir="$(d8reg_unquote "${pair%%/*}")" || continue
-        file="$(d8reg_unquote "${pair#*/}")" || continue
-        if d8reg_valid_host_dir "${dir}" && d8reg_valid_file_name "${file}"; then
-          old_pairs+=("${dir}/${file}")
-        fi
-      done <<<"${lines}"
-    fi
-    lines="$(jq -r '(.dirs // {}) | objects | keys[] | @json' <<<"${state_json}" 2>/dev/null)" || lines=""
-    if [[ -n ${lines} ]]; then
-      while IFS= read -r quoted; do
-        dir="$(d8reg_unquote "${quoted}")" || continue
-        if d8reg_valid_host_dir "${dir}"; then
-          old_dirs+=("${dir}")
-        fi
-      done <<<"${lines}"
+  # One jq call lists, for each JSON object in the file: `S`, `I<TAB>"configTomlInsertedFor"` (when it is a
+  # string or unset), `P<TAB>"dir"/"file"` for each listed file and `D<TAB>"dir"` for each dir.
+  if lines="$(jq -r 'select(type == "object") | "S",
+      "I\t\(.configTomlInsertedFor // "" | strings | @json)",
+      ((.dirs // {}) | objects | to_entries[] | .key as $d | (.value | arrays | .[]) as $f
+        | "P\t\($d | @json)/\($f | @json)"),
+      ((.dirs // {}) | objects | keys[] | "D\t\(@json)")' "${STATE_FILE}" 2>/dev/null)" && [[ -n ${lines} ]]; then
+    inserted_count=0
+    while IFS=$'\t' read -r tag value; do
+      case "${tag}" in
+        I)
+          inserted_count=$((inserted_count + 1))
+          old_inserted_for="$(d8reg_unquote "${value}")" || old_inserted_for=""
+          ;;
+        P)
+          dir="$(d8reg_unquote "${value%%/*}")" || continue
+          file="$(d8reg_unquote "${value#*/}")" || continue
+          if d8reg_valid_host_dir "${dir}" && d8reg_valid_file_name "${file}"; then
+            old_pairs+=("${dir}/${file}")
+          fi
+          ;;
+        D)
+          dir="$(d8reg_unquote "${value}")" || continue
+          if d8reg_valid_host_dir "${dir}"; then
+            old_dirs+=("${dir}")
+          fi
+          ;;
+      esac
+    done <<<"${lines}"
+    # more than one object with a version is as unusable as an invalid one
+    if [[ ${inserted_count} != 1 ]] || ! d8reg_valid_version "${old_inserted_for}"; then
+      old_inserted_for=""
     fi
   else
     d8reg_error "state file is unreadable; nothing from a previous run will be removed"

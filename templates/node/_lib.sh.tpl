@@ -90,15 +90,24 @@ d8reg_node_name() {
   printf '%s' "${name}"
 }
 
-d8reg_sha256() {
-  local sum
-  sum="$(sha256sum)"
-  printf '%s' "${sum%% *}"
-}
-
-d8reg_file_sha256() {
-  if [[ -f $1 && ! -L $1 ]]; then
-    d8reg_sha256 <"$1"
+# d8reg_compare DST COMMAND...: sets d8reg_same=1 when DST is a regular file (not a symlink) holding
+# exactly what COMMAND prints, else 0. One sha256sum reads both; the file is not read at all when it is
+# missing. Called as a plain command, never in a condition, so that `set -e` stays in force inside.
+d8reg_same=0
+d8reg_compare() {
+  local dst="$1" sums second
+  shift
+  d8reg_same=0
+  if [[ ! -f ${dst} || -L ${dst} ]]; then
+    return 0
+  fi
+  sums="$("$@" | sha256sum -- - "${dst}")"
+  # one line per input, each starting with its digest (sha256sum puts a backslash before the digest of
+  # a file whose name it has to escape)
+  second="${sums#*$'\n'}"
+  second="${second#\\}"
+  if [[ ${sums:0:64} == "${second:0:64}" ]]; then
+    d8reg_same=1
   fi
 }
 
@@ -118,11 +127,10 @@ d8reg_wrote=0
 d8reg_put() {
   local dst="$1" mode="$2" owner="$3"
   shift 3
-  local want have tmp
+  local tmp
   d8reg_wrote=0
-  want="$("$@" | d8reg_sha256)"
-  have="$(d8reg_file_sha256 "${dst}")"
-  if [[ ${want} == "${have}" ]]; then
+  d8reg_compare "${dst}" "$@"
+  if [[ ${d8reg_same} == 1 ]]; then
     if [[ "$(stat -c '%a' "${dst}")" != "${mode}" ]]; then
       chmod "${mode}" "${dst}"
     fi

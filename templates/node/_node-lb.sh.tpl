@@ -51,13 +51,16 @@ d8reg_valid_image() {
   [[ $1 =~ $re ]]
 }
 
+# nginx.conf and the manifest, base64 as listed below; decoded only where they are written or compared
+declare -A lb_files=()
+
 d8reg_payload_file() {
-  jq -j --arg f "$1" '.files[$f]' <<<"${payload}"
+  printf '%s' "${lb_files[$1]}" | base64 -d
 }
 
 # The manifest is removable later only when its first line is the marker; add it if the producer did not.
 d8reg_manifest_content() {
-  if [[ "$(jq -r '.files["registry-proxy.yaml"] | split("\n")[0]' <<<"${payload}")" != "${D8REG_MARKER}" ]]; then
+  if [[ ${manifest_marked} != "true" ]]; then
     printf '%s\n' "${D8REG_MARKER}"
   fi
   d8reg_payload_file "registry-proxy.yaml"
@@ -71,23 +74,44 @@ d8reg_marker_content() {
 
 d8reg_valid_version "${D8REG_VERSION}" || d8reg_die "D8REG_VERSION is not a sha256 hex digest"
 payload="$(d8reg_payload_json)"
-[[ "$(jq -r '.version' <<<"${payload}")" == "${D8REG_VERSION}" ]] || d8reg_die "payload version does not match D8REG_VERSION"
-if ! jq -e '(.endpoints | type == "array" and all(.[]; type == "string"))
+# One jq call answers both checks, one word a line: does the version match, does the payload have its shape.
+checks="$(jq -r --arg v "${D8REG_VERSION}" '(.version == $v),
+  (try ((.endpoints | type == "array" and all(.[]; type == "string"))
     and ((.image // "") | type == "string")
-    and ((.files // {}) | type == "object" and all(.[]; type == "string"))' >/dev/null <<<"${payload}"; then
+    and ((.files // {}) | type == "object" and all(.[]; type == "string"))) catch false)' <<<"${payload}")"
+{ read -r version_ok; read -r shape_ok; } <<<"${checks}"
+[[ ${version_ok} == "true" ]] || d8reg_die "payload version does not match D8REG_VERSION"
+if [[ ${shape_ok} != "true" ]]; then
   d8reg_die "payload must have endpoints (strings), image (string) and files (strings)"
 fi
 
+# One more jq call lists everything else the step reads, one item a line: `image<TAB>base64 ref`,
+# `endpoint<TAB>"ip:port"` for each endpoint, `file<TAB>name<TAB>base64 content` for nginx.conf and the
+# manifest, and `marked<TAB>true|false` (does the manifest start with the marker).
+image_encoded=""
+manifest_marked=false
+endpoints=()
+lines="$(jq -r --arg m "${D8REG_MARKER}" '"image\t\((.image // "") | @base64)",
+  (.endpoints[] | "endpoint\t\(@json)"),
+  ((.files // {}) | to_entries[] | select(.key == "nginx.conf" or .key == "registry-proxy.yaml")
+    | "file\t\(.key)\t\(.value | @base64)"),
+  "marked\t\((.files // {})["registry-proxy.yaml"] // "" | split("\n")[0] == $m)"' <<<"${payload}")"
+while IFS=$'\t' read -r tag value encoded; do
+  case "${tag}" in
+    image) image_encoded="${value}" ;;
+    endpoint) endpoints+=("${value}") ;;
+    file) lb_files["${value}"]="${encoded}" ;;
+    marked) manifest_marked="${value}" ;;
+  esac
+done <<<"${lines}"
+
 endpoint_count=0
-lines="$(jq -r '.endpoints[] | @json' <<<"${payload}")"
-if [[ -n ${lines} ]]; then
-  while IFS= read -r quoted; do
-    endpoint_re='^"([0-9.:]*)"$'
-    [[ ${quoted} =~ ${endpoint_re} ]] || d8reg_die "payload has an invalid LB endpoint"
-    d8reg_valid_endpoint "${BASH_REMATCH[1]}" || d8reg_die "payload has an invalid LB endpoint"
-    endpoint_count=$((endpoint_count + 1))
-  done <<<"${lines}"
-fi
+endpoint_re='^"([0-9.:]*)"$'
+for quoted in ${endpoints[@]+"${endpoints[@]}"}; do
+  [[ ${quoted} =~ ${endpoint_re} ]] || d8reg_die "payload has an invalid LB endpoint"
+  d8reg_valid_endpoint "${BASH_REMATCH[1]}" || d8reg_die "payload has an invalid LB endpoint"
+  endpoint_count=$((endpoint_count + 1))
+done
 
 # ------------------------------------------------------------------------------- no endpoints: removal
 
@@ -112,9 +136,12 @@ fi
 
 # ---------------------------------------------------------------------------------------- endpoints
 
-image="$(jq -r '.image // ""' <<<"${payload}")"
-[[ "$(jq -r '.files | has("nginx.conf")' <<<"${payload}")" == "true" ]] || d8reg_die "payload has endpoints but no nginx.conf"
-has_manifest="$(jq -r '.files | has("registry-proxy.yaml")' <<<"${payload}")"
+image="$(printf '%s' "${image_encoded}" | base64 -d)"
+[[ -n ${lb_files["nginx.conf"]+x} ]] || d8reg_die "payload has endpoints but no nginx.conf"
+has_manifest=false
+if [[ -n ${lb_files["registry-proxy.yaml"]+x} ]]; then
+  has_manifest=true
+fi
 if [[ -n ${image} ]]; then
   d8reg_valid_image "${image}" || d8reg_die "payload has an invalid LB image reference"
 fi
@@ -135,8 +162,8 @@ if [[ -z ${image} || ${has_manifest} != "true" ]]; then
   exit 0
 fi
 
-want="$(d8reg_manifest_content | d8reg_sha256)"
-if [[ ${want} != "$(d8reg_file_sha256 "${MANIFEST}")" ]]; then
+d8reg_compare "${MANIFEST}" d8reg_manifest_content
+if [[ ${d8reg_same} == 0 ]]; then
   # pulled before kubelet sees the new manifest, so the pod starts without waiting for the image;
   # a failed pull is not fatal: the pod pulls it itself and containerd can reach the masters directly
   if ! crictl pull "${image}" >&2; then

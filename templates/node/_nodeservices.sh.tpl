@@ -251,8 +251,8 @@ if [[ ${has_manifest} == 0 ]]; then
   exit 0
 fi
 
-want="$(d8reg_manifest_content | d8reg_sha256)"
-if [[ ${want} != "$(d8reg_file_sha256 "${MANIFEST}")" ]]; then
+d8reg_compare "${MANIFEST}" d8reg_manifest_content
+if [[ ${d8reg_same} == 0 ]]; then
   # Images first: a failed pull keeps the old pod running instead of starting one that cannot pull.
   for ref in ${images[@]+"${images[@]}"}; do
     crictl pull "${ref}" >&2 || d8reg_die "crictl pull ${ref} failed; the running pod is left as it is"

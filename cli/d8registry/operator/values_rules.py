@@ -156,7 +156,9 @@ def validate_module_values(
     openapi_dir: Path | str, module_values: dict, module: str = MODULE, for_helm: bool = False
 ) -> dict:
     """Return the module values with defaults filled; raise ValuesValidationError listing every problem."""
-    schema = values_schema(openapi_dir, for_helm=for_helm)
+    # the cached schema itself: apply_defaults copies the defaults it takes and the validator only reads
+    _config, values, helm = _schemas(str(openapi_dir))
+    schema = helm if for_helm else values
     filled = apply_defaults(schema, copy.deepcopy(module_values))
     validator = jsonschema.Draft7Validator(schema)
     problems = sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path])

@@ -138,6 +138,8 @@ class Bashible:
         self.node_root = node_root
         self.share = True
         self.executions = 0     # bash executions of a node's step list (a shared one counts once)
+        # looked up once: a bare "bash" would be searched along PATH (stubs first) for every step
+        self.bash = shutil.which("bash") or "bash"
 
     def run(self, pending: list[tuple[str, list[dict], str]], objects: list[dict]) -> list[NodeRun]:
         """pending: (node, steps in order, the node's own Secret as JSON); objects: the API's state this
@@ -181,7 +183,7 @@ class Bashible:
         })
         run = NodeRun(node=node, ok=True, executed_on=node)
         for step in steps:
-            proc = subprocess.run(["bash", "-c", step["spec"]["content"]], env=env, capture_output=True,
+            proc = subprocess.run([self.bash, "-c", step["spec"]["content"]], env=env, capture_output=True,
                                   text=True, timeout=120, cwd=str(root))
             if proc.returncode != 0:
                 run.ok = False
