@@ -237,7 +237,7 @@ def _placeholder_pki() -> dict[str, str]:
     from lib import pki
 
     # valid from a month back: the simulator's clock starts before today, and a CA that is not valid
-    # yet at the hook's "now" is replaced on every run
+    # yet at the hook's "now" would be replaced (a certificate re-issue the rehearsal need not show)
     now = datetime.now(UTC) - timedelta(days=30)
     ca, _ = pki.ensure_ca(None, now)
     scraper, _ = pki.ensure_scraper(ca, None, now)
