@@ -35,6 +35,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from .damaged_secrets import DAMAGE, damage
+from .test_restart import _apply
 
 ENV = {"REGISTRY_FAKE_NOW": "2026-11-27T10:00:00Z"}
 DIRECT = {"mode": "Direct", "direct": {"imagesRepo": "registry.deckhouse.ru/deckhouse/ee", "license": "damage-license"}}
@@ -50,17 +51,6 @@ SCENARIOS = {
     "proxy": [(PROXY, "node_services")],
     "local": [(LOCAL, "node_services")],
 }
-
-
-def _key(obj):
-    meta = obj["metadata"]
-    return obj["kind"], meta.get("namespace", ""), meta["name"]
-
-
-def _apply(objects: list[dict], rendered: list[dict]) -> list[dict]:
-    store = {_key(o): o for o in objects}
-    store.update({_key(o): o for o in rendered})
-    return list(store.values())
 
 
 def _with_registry(objects: list[dict], registry: dict) -> list[dict]:
