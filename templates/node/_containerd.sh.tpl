@@ -196,15 +196,26 @@ d8reg_inspect() {
 # ----------------------------------------------------------------------------------------------- payload
 
 d8reg_valid_version "${D8REG_VERSION}" || d8reg_die "D8REG_VERSION is not a sha256 hex digest"
-payload="$(d8reg_payload_json)"
-# One jq call answers the four checks below, one word a line: does the version match, the kind (empty
-# when it is none of the three), do hosts map dirs to {file: content}, and does every dir have files.
-checks="$(jq -r --arg v "${D8REG_VERSION}" '(.version == $v),
+# One jq call reads the whole payload. First the four checks below, one word a line: does the version match,
+# the kind (empty when it is none of the three), do hosts map dirs to {file: content}, and does every dir
+# have files. Then, when hosts have that shape, the `dirs` of the state file (step 8) as one line of JSON
+# and every file as `"dir"<TAB>"file"<TAB>base64 content`; the contents stay base64 until they are written.
+# shellcheck disable=SC2016 # the $ names are jq variables
+checks="$(d8reg_payload_jq '(.version == $v),
   (if .kind == "None" or .kind == "Transitional" or .kind == "Final" then .kind else "" end),
   (try ((.hosts // {}) | type == "object" and all(.[]; type == "object" and all(.[]; type == "string")))
     catch false) as $shape | $shape,
-  (if $shape then (.hosts // {}) | all(.[]; length > 0) else false end)' <<<"${payload}")"
-{ read -r version_ok; read -r kind; read -r hosts_ok; read -r hosts_full; } <<<"${checks}"
+  (if $shape then (.hosts // {}) | all(.[]; length > 0) else false end),
+  (if $shape then (.hosts // {}) | to_entries | sort_by(.key) | map(.value |= keys) | from_entries | tojson
+    else null end),
+  (if $shape then (.hosts // {}) | to_entries[] | .key as $d | .value | to_entries[]
+    | "\($d | @json)\t\(.key | @json)\t\(.value | @base64)" else empty end)' --arg v "${D8REG_VERSION}")"
+lines=""
+{
+  read -r version_ok; read -r kind; read -r hosts_ok; read -r hosts_full; read -r state_dirs
+  IFS= read -r -d '' lines || true  # the rest
+} <<<"${checks}"
+lines="${lines%$'\n'}"  # without the final newline the here-string adds
 [[ ${version_ok} == "true" ]] || d8reg_die "payload version does not match D8REG_VERSION"
 case "${kind}" in
   None | Transitional | Final) ;;
@@ -214,8 +225,7 @@ if [[ ${hosts_ok} != "true" ]]; then
   d8reg_die "payload hosts must map dirs to {file: content}"
 fi
 
-# Every name is checked before anything is written (SPEC 6.1 rule 2). One jq call lists every file as
-# `"dir"<TAB>"file"<TAB>base64 content`; the contents stay base64 until they are written.
+# Every name is checked before anything is written (SPEC 6.1 rule 2).
 want_dirs=()
 want_pairs=()
 last_dir=""
@@ -223,8 +233,6 @@ declare -A want_files=()
 if [[ ${hosts_full} != "true" ]]; then
   d8reg_die "payload has a hosts dir without files"
 fi
-lines="$(jq -r '(.hosts // {}) | to_entries[] | .key as $d | .value | to_entries[]
-  | "\($d | @json)\t\(.key | @json)\t\(.value | @base64)"' <<<"${payload}")"
 if [[ -n ${lines} ]]; then
   while IFS=$'\t' read -r quoted quoted_file encoded; do
     dir="$(d8reg_unquote "${quoted}")" || d8reg_die "payload has an invalid hosts dir name"
@@ -505,10 +513,15 @@ d8reg_remove_stale
 
 # ------------------------------------------------------------------------------------------ 8. state
 
+# The state as `jq -cS` would print it (keys sorted, no spaces). Nothing in it is unchecked: every name in
+# state_dirs passed the checks above and both versions are hex digests.
 d8reg_state_json() {
-  jq -cS --arg v "${D8REG_VERSION}" --arg ins "${inserted_for}" \
-    '{format: 1, version: $v, dirs: (.hosts | map_values(keys)),
-      configTomlInsertedFor: (if $ins == "" then null else $ins end)}' <<<"${payload}"
+  local inserted="null"
+  if [[ -n ${inserted_for} ]]; then
+    inserted="\"${inserted_for}\""
+  fi
+  printf '{"configTomlInsertedFor":%s,"dirs":%s,"format":1,"version":"%s"}\n' \
+    "${inserted}" "${state_dirs}" "${D8REG_VERSION}"
 }
 
 d8reg_ensure_dir "${STATE_DIR}" 755

@@ -174,13 +174,16 @@ d8reg_kubectl_write() {
   d8reg_die "kubectl $2 failed 5 times"
 }
 
-d8reg_payload_json() {
-  local json
+# d8reg_payload_jq FILTER [JQ OPTION...]: prints what FILTER (jq -r) makes of the payload. The same jq start
+# checks that the payload is one JSON object, so no step starts jq for that check alone; the step dies when
+# the payload is not base64 or not exactly one JSON object (-s: jq sees all documents as one array, so an
+# empty payload and a second document fail the check as well).
+d8reg_payload_jq() {
+  local filter="$1" json
+  shift
   json="$(printf '%s' "${D8REG_PAYLOAD}" | base64 -d)" || d8reg_die "payload is not valid base64"
-  if ! jq -e 'type == "object"' >/dev/null 2>&1 <<<"${json}"; then
-    d8reg_die "payload is not a JSON object"
-  fi
-  printf '%s' "${json}"
+  jq -rs "$@" "if length == 1 and (.[0] | type) == \"object\" then .[0] | (${filter}) else error(\"not one object\") end" \
+    2>/dev/null <<<"${json}" || d8reg_die "payload is not a JSON object"
 }
 
 {{ end }}

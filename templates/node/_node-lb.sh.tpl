@@ -73,37 +73,41 @@ d8reg_marker_content() {
 # ----------------------------------------------------------------------------------------------- payload
 
 d8reg_valid_version "${D8REG_VERSION}" || d8reg_die "D8REG_VERSION is not a sha256 hex digest"
-payload="$(d8reg_payload_json)"
-# One jq call answers both checks, one word a line: does the version match, does the payload have its shape.
-checks="$(jq -r --arg v "${D8REG_VERSION}" '(.version == $v),
-  (try ((.endpoints | type == "array" and all(.[]; type == "string"))
-    and ((.image // "") | type == "string")
-    and ((.files // {}) | type == "object" and all(.[]; type == "string"))) catch false)' <<<"${payload}")"
-{ read -r version_ok; read -r shape_ok; } <<<"${checks}"
-[[ ${version_ok} == "true" ]] || d8reg_die "payload version does not match D8REG_VERSION"
-if [[ ${shape_ok} != "true" ]]; then
-  d8reg_die "payload must have endpoints (strings), image (string) and files (strings)"
-fi
-
-# One more jq call lists everything else the step reads, one item a line: `image<TAB>base64 ref`,
-# `endpoint<TAB>"ip:port"` for each endpoint, `file<TAB>name<TAB>base64 content` for nginx.conf and the
-# manifest, and `marked<TAB>true|false` (does the manifest start with the marker).
+# One jq call reads the whole payload and lists, one item a line: `version<TAB>true|false` (does it match),
+# `shape<TAB>true|false` (does the payload have its shape) and, with that shape, everything else the step
+# reads: `image<TAB>base64 ref`, `endpoint<TAB>"ip:port"` for each endpoint, `file<TAB>name<TAB>base64
+# content` for nginx.conf and the manifest, and `marked<TAB>true|false` (does the manifest start with the marker).
+version_ok=false
+shape_ok=false
 image_encoded=""
 manifest_marked=false
 endpoints=()
-lines="$(jq -r --arg m "${D8REG_MARKER}" '"image\t\((.image // "") | @base64)",
-  (.endpoints[] | "endpoint\t\(@json)"),
-  ((.files // {}) | to_entries[] | select(.key == "nginx.conf" or .key == "registry-proxy.yaml")
-    | "file\t\(.key)\t\(.value | @base64)"),
-  "marked\t\((.files // {})["registry-proxy.yaml"] // "" | split("\n")[0] == $m)"' <<<"${payload}")"
+# shellcheck disable=SC2016 # the $ names are jq variables
+lines="$(d8reg_payload_jq '"version\t\(.version == $v)",
+  (try ((.endpoints | type == "array" and all(.[]; type == "string"))
+    and ((.image // "") | type == "string")
+    and ((.files // {}) | type == "object" and all(.[]; type == "string"))) catch false) as $shape
+  | "shape\t\($shape)",
+  (if $shape then "image\t\((.image // "") | @base64)",
+    (.endpoints[] | "endpoint\t\(@json)"),
+    ((.files // {}) | to_entries[] | select(.key == "nginx.conf" or .key == "registry-proxy.yaml")
+      | "file\t\(.key)\t\(.value | @base64)"),
+    "marked\t\((.files // {})["registry-proxy.yaml"] // "" | split("\n")[0] == $m)" else empty end)' \
+  --arg v "${D8REG_VERSION}" --arg m "${D8REG_MARKER}")"
 while IFS=$'\t' read -r tag value encoded; do
   case "${tag}" in
+    version) version_ok="${value}" ;;
+    shape) shape_ok="${value}" ;;
     image) image_encoded="${value}" ;;
     endpoint) endpoints+=("${value}") ;;
     file) lb_files["${value}"]="${encoded}" ;;
     marked) manifest_marked="${value}" ;;
   esac
 done <<<"${lines}"
+[[ ${version_ok} == "true" ]] || d8reg_die "payload version does not match D8REG_VERSION"
+if [[ ${shape_ok} != "true" ]]; then
+  d8reg_die "payload must have endpoints (strings), image (string) and files (strings)"
+fi
 
 endpoint_count=0
 endpoint_re='^"([0-9.:]*)"$'

@@ -124,7 +124,11 @@ d8reg_cleanup_all() {
 # ----------------------------------------------------------------------------------------------- inputs
 
 d8reg_valid_version "${D8REG_VERSION}" || d8reg_die "D8REG_VERSION is not a sha256 hex digest"
-d8reg_payload_json >/dev/null
+# This step's data is in its Secret: the chart's payload is always {} (e30= in base64), which needs no jq
+# start; any other payload is checked like the other steps' payloads.
+if [[ ${D8REG_PAYLOAD} != "e30=" ]]; then
+  d8reg_payload_jq 'empty'
+fi
 node="$(d8reg_node_name)"
 readonly SECRET_NAME="registry-node-config-${node}"
 
@@ -144,13 +148,13 @@ if [[ -z ${secret_json//[[:space:]]/} ]]; then
   exit 0
 fi
 
-if ! jq -e '.kind == "Secret" and (.data | type == "object")
-    and (.data | all(.[]; type == "string" and test("\\A[A-Za-z0-9+/=]*\\z")))' >/dev/null 2>&1 <<<"${secret_json}"; then
-  d8reg_die "Secret d8-system/${SECRET_NAME} is not a Secret with base64 data; nothing changed"
-fi
-
-# Only allow-listed names are kept; the rest of the Secret is never looked at again.
-lines="$(jq -r '.data | to_entries[] | "\(.key | @json)\t\(.value)"' <<<"${secret_json}")"
+# One jq call checks the Secret (one JSON document, -s as for the payload) and lists its data, one key a
+# line: `"key"<TAB>base64 value`. Only allow-listed names are kept; the rest is never looked at again.
+lines="$(jq -rs 'if length == 1 and (.[0] | .kind == "Secret" and (.data | type == "object")
+    and (.data | all(.[]; type == "string" and test("\\A[A-Za-z0-9+/=]*\\z"))))
+  then .[0].data | to_entries[] | "\(.key | @json)\t\(.value)" else error("not a Secret") end' \
+  2>/dev/null <<<"${secret_json}")" \
+  || d8reg_die "Secret d8-system/${SECRET_NAME} is not a Secret with base64 data; nothing changed"
 if [[ -n ${lines} ]]; then
   while IFS=$'\t' read -r quoted value; do
     case "${quoted}" in
