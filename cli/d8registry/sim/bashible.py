@@ -48,6 +48,8 @@ from pathlib import Path
 NAME_FILE = "var/lib/bashible/discovered-node-name"
 # the step's own rule for node names (d8reg_valid_node_name): only such names are interchangeable
 _VALID_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+# object kinds, namespaces and names the kubectl stand-in finds as files (stubs/kubectl checks the same)
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 
 
 class SharedRunMismatch(AssertionError):
@@ -140,12 +142,37 @@ class Bashible:
         self.executions = 0     # bash executions of a node's step list (a shared one counts once)
         # looked up once: a bare "bash" would be searched along PATH (stubs first) for every step
         self.bash = shutil.which("bash") or "bash"
+        self._object_files: dict[Path, str] | None = None  # what _write_objects left in each file
+
+    def _write_objects(self, objects: list[dict]) -> Path:
+        """The API's state as the kubectl stand-in reads it: one file per object,
+        <kind>/<namespace, or _ when cluster-scoped>/<name>.json, holding what `kubectl get -o json` prints.
+        Only the files of objects that changed since the last tick are written; objects whose names could
+        not be file names (the stand-in refuses to look those up) are left out."""
+        directory = self.workdir / "objects"
+        wanted: dict[Path, str] = {}
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            kind, namespace, name = obj.get("kind"), meta.get("namespace") or "", meta.get("name")
+            if all(isinstance(part, str) and len(part) <= 200 and _FILE_NAME.fullmatch(part)
+                   for part in (kind, name, *([namespace] if namespace else []))):
+                wanted.setdefault(directory / kind / (namespace or "_") / f"{name}.json", json.dumps(obj) + "\n")
+        if self._object_files is None:  # files of an earlier process are not known: start afresh
+            shutil.rmtree(directory, ignore_errors=True)
+            self._object_files = {}
+        for path in self._object_files.keys() - wanted.keys():
+            path.unlink(missing_ok=True)
+        for path, text in wanted.items():
+            if self._object_files.get(path) != text:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+        self._object_files = wanted
+        return directory
 
     def run(self, pending: list[tuple[str, list[dict], str]], objects: list[dict]) -> list[NodeRun]:
         """pending: (node, steps in order, the node's own Secret as JSON); objects: the API's state this
         tick, which kubectl reads. Returns one NodeRun per pending node, in the same order."""
-        objects_file = self.workdir / "objects.json"
-        objects_file.write_text(json.dumps(objects))
+        objects_file = self._write_objects(objects)
         index = {(o.get("kind"), (o.get("metadata") or {}).get("namespace") or "", o["metadata"]["name"]): o
                  for o in objects}
         groups: dict[str, list[tuple[str, list[dict], dict]]] = {}
