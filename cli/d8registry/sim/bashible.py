@@ -161,6 +161,7 @@ class Bashible:
         self.memo_hits = 0      # executions replayed from the step memo (never counted as executions)
         memo = os.environ.get(MEMO_ENV, "")
         self.memo: Path | None = Path(memo) if memo else None
+        self._programs: dict[tuple, str] = {}   # _programs' results for this simulator
         # looked up once: a bare "bash" would be searched along PATH (stubs first) for every step
         self.bash = shutil.which("bash") or "bash"
 
@@ -255,13 +256,16 @@ class Bashible:
                 hasher.update(item.read_bytes())
         home = os.environ.get("HOME", "")
         hasher.update(_programs(self._path(), (*_SYSTEM_FILES, os.path.join(home, ".jq") if home else "",
-                                               self.bash)).encode())
+                                               self.bash), self._programs).encode())
         return hasher.hexdigest()
 
     def _recall(self, key: str, node: str, entries: dict, index: dict) -> _Execution | None:
         """The stored execution for key replayed on this node, or None (then bash runs)."""
         try:
-            stored, seen = _decode_entry(json.loads((self.memo / f"{key}.json").read_text()), key)
+            checksum, _, text = (self.memo / f"{key}.json").read_text().partition("\n")
+            if hashlib.sha256(text.encode()).hexdigest() != checksum:
+                return None
+            stored, seen = _decode_entry(json.loads(text), key)
         except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError):
             return None
         if _normalized(entries, node) != _normalized(stored.before, stored.node):
@@ -287,9 +291,10 @@ class Bashible:
         }
         assert self.memo is not None
         tmp = self.memo / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+        text = json.dumps(entry, sort_keys=True)
         try:
             self.memo.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(entry))
+            tmp.write_text(hashlib.sha256(text.encode()).hexdigest() + "\n" + text)
             os.replace(tmp, self.memo / f"{key}.json")
         except OSError:
             tmp.unlink(missing_ok=True)
@@ -375,16 +380,13 @@ class Bashible:
                        calls=calls, commands=commands, executed_on=first.node)
 
 
-_PROGRAMS: dict[tuple, str] = {}
-
-
-def _programs(path: str, files: tuple[str, ...]) -> str:
+def _programs(path: str, files: tuple[str, ...], known: dict[tuple, str]) -> str:
     """Every entry of every PATH directory and the given files, by _identity. Scanning PATH takes
-    tens of milliseconds, so it is kept per process while no directory and none of the files changed
-    (a package install or upgrade renames files into the directory or rewrites dpkg's status)."""
+    tens of milliseconds, so one simulator scans it once and again only when a directory or one of the
+    files changed (a package install or upgrade renames files into the directory, rewrites dpkg's status)."""
     directories = path.split(os.pathsep)
     check = tuple(_identity(item) for item in (*directories, *files) if item)
-    if check not in _PROGRAMS:
+    if check not in known:
         hasher = hashlib.sha256("\0".join(check).encode())
         for directory in directories:
             hasher.update(b"\0dir\0" + directory.encode())
@@ -394,8 +396,8 @@ def _programs(path: str, files: tuple[str, ...]) -> str:
                 continue
             for name in names:
                 hasher.update(b"\0" + _identity(os.path.join(directory, name)).encode())
-        _PROGRAMS[check] = hasher.hexdigest()
-    return _PROGRAMS[check]
+        known[check] = hasher.hexdigest()
+    return known[check]
 
 
 def _identity(path: str) -> str:
