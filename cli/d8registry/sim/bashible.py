@@ -406,7 +406,7 @@ def _identity(path: str) -> str:
         st = os.stat(path)
     except OSError:
         return f"{path}\0absent"
-    target = os.readlink(path) if os.path.islink(path) else ""
+    target = os.path.realpath(path) if os.path.islink(path) else ""
     return f"{path}\0{target}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
 
 
