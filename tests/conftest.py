@@ -31,6 +31,31 @@ settings.register_profile("fuzz", max_examples=10_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+# The simulator's step memo (cli/d8registry/sim/bashible.py) for the whole session: one directory made by
+# the process that starts the session, named in the environment before the xdist workers are spawned, so
+# the workers, their simulators and every CLI subprocess they start share it. The same switches on the
+# same example cluster are played by many tests; with the memo their node steps run once. Set
+# D8REG_SIM_STEP_MEMO= (empty) to run every step in every test; tests that are about executions unset it.
+STEP_MEMO_ENV = "D8REG_SIM_STEP_MEMO"
+
+
+def pytest_configure(config):
+    if STEP_MEMO_ENV not in os.environ and not hasattr(config, "workerinput"):
+        import tempfile
+
+        config._step_memo = tempfile.mkdtemp(prefix="d8registry-step-memo-")
+        os.environ[STEP_MEMO_ENV] = config._step_memo
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "_step_memo", None)
+    if made:
+        import shutil
+
+        shutil.rmtree(made, ignore_errors=True)
+        os.environ.pop(STEP_MEMO_ENV, None)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -50,8 +50,10 @@ def _restarted(sim, node: str) -> bool:
     return "systemctl restart containerd" in (sim.workdir / f"commands-{node}.log").read_text()
 
 
-def test_shared_executions_leave_every_node_as_its_own_run_does(make_sim):
+def test_shared_executions_leave_every_node_as_its_own_run_does(make_sim, monkeypatch):
+    monkeypatch.delenv("D8REG_SIM_STEP_MEMO", raising=False)   # every execution here is bash's own
     shared, alone = make_sim(_cluster_with_clones()), make_sim(_cluster_with_clones())
+    assert shared.bashible.memo is None and alone.bashible.memo is None
     alone.bashible.share = False
     for sim in (shared, alone):   # one clone differs in a starting file, one the steps do not even read
         (sim.node_root("worker-1c") / "etc/hostname").write_text("worker-1c\n")
@@ -67,6 +69,7 @@ def test_shared_executions_leave_every_node_as_its_own_run_does(make_sim):
     assert runs["worker-1c"].executed_on == "worker-1c"
     assert runs["master-0"].executed_on == "master-0"
     assert shared.bashible.executions < alone.bashible.executions
+    assert shared.bashible.memo_hits == alone.bashible.memo_hits == 0
     # each node's own record: the switch restarted containerd on every node, and the label/annotate
     # calls carry the node's own name
     assert all(_restarted(shared, n) and _restarted(alone, n) for n in nodes)
