@@ -33,6 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .hook_config import parse_hook_config_output, validate_hook_config
+from .memo import clone
 
 
 class HookConfigError(ValueError):
@@ -129,7 +130,7 @@ def hook_command(hook: Path) -> tuple[list[str], dict[str, str]]:
 
 
 @lru_cache(maxsize=64)
-def _config_cached(hook: str, mtime: float) -> str:
+def _config_cached(hook: str, mtime_ns: int, size: int) -> str:
     argv, env = hook_command(Path(hook))
     proc = subprocess.run([*argv, "--config"], capture_output=True, text=True, timeout=60,
                           env={**_hook_env(None), **env})
@@ -138,17 +139,28 @@ def _config_cached(hook: str, mtime: float) -> str:
     return proc.stdout
 
 
-def hook_config(hook: Path) -> dict:
-    """Ask the hook for its config (as addon-operator does at start) and validate it."""
-    text = _config_cached(str(hook), hook.stat().st_mtime)
+@lru_cache(maxsize=64)
+def _validated_config(hook: str, mtime_ns: int, size: int) -> dict:
+    """The parsed and validated config of one version of a hook file. A refused config raises, and
+    lru_cache keeps no exception, so it is refused again on every call; any change to the file (its
+    mtime or size) asks the hook again and validates the new answer."""
+    text = _config_cached(hook, mtime_ns, size)
+    name = Path(hook).name
     try:
         config = parse_hook_config_output(text)
     except ValueError as exc:
-        raise HookConfigError(f"{hook.name}: {exc}") from exc
+        raise HookConfigError(f"{name}: {exc}") from exc
     errors = validate_hook_config(config)
     if errors:
-        raise HookConfigError(f"{hook.name}: invalid hook config: " + "; ".join(errors))
+        raise HookConfigError(f"{name}: invalid hook config: " + "; ".join(errors))
     return config
+
+
+def hook_config(hook: Path) -> dict:
+    """Ask the hook for its config (as addon-operator does at start) and validate it; each version of the
+    hook file is asked and validated once per process, and every caller gets its own copy."""
+    stat = Path(hook).stat()
+    return clone(_validated_config(str(hook), stat.st_mtime_ns, stat.st_size))
 
 
 def run_subprocess(
@@ -190,15 +202,24 @@ def run_subprocess(
         )
 
 
+@lru_cache(maxsize=64)
+def _hook_code(path: str, mtime_ns: int, size: int):
+    """One version of a hook file compiled as the import system compiles it; each run still executes the
+    module afresh, this only skips compiling the same source again (no .pyc when bytecode writing is off)."""
+    return compile(Path(path).read_bytes(), path, "exec", dont_inherit=True)
+
+
 def load_hook_module(hook: Path):
-    """Import a hook file as a module (its __main__ guard keeps it from running)."""
+    """Import a hook file as a new module (its __main__ guard keeps it from running)."""
+    hook = Path(hook)
     hooks_root = str(hook.parent)
     if hooks_root not in sys.path:
         sys.path.insert(0, hooks_root)
     name = "d8registry_hook_" + hook.stem
     spec = importlib.util.spec_from_file_location(name, hook)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    stat = hook.stat()
+    exec(_hook_code(str(hook), stat.st_mtime_ns, stat.st_size), module.__dict__)  # noqa: S102 - the hook's own code
     return module
 
 
