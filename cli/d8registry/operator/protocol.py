@@ -20,6 +20,7 @@ speed (in-process) or fidelity (subprocess) without changing what is exercised.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import io
 import json
@@ -130,7 +131,7 @@ def hook_command(hook: Path) -> tuple[list[str], dict[str, str]]:
 
 
 @lru_cache(maxsize=64)
-def _config_cached(hook: str, mtime_ns: int, size: int) -> str:
+def _config_cached(hook: str, content: str) -> str:
     argv, env = hook_command(Path(hook))
     proc = subprocess.run([*argv, "--config"], capture_output=True, text=True, timeout=60,
                           env={**_hook_env(None), **env})
@@ -140,11 +141,11 @@ def _config_cached(hook: str, mtime_ns: int, size: int) -> str:
 
 
 @lru_cache(maxsize=64)
-def _validated_config(hook: str, mtime_ns: int, size: int) -> dict:
-    """The parsed and validated config of one version of a hook file. A refused config raises, and
-    lru_cache keeps no exception, so it is refused again on every call; any change to the file (its
-    mtime or size) asks the hook again and validates the new answer."""
-    text = _config_cached(hook, mtime_ns, size)
+def _validated_config(hook: str, content: str) -> dict:
+    """The parsed and validated config of one version (content digest) of a hook file. A refused config
+    raises, and lru_cache keeps no exception, so it is refused again on every call; any change to the
+    file's content asks the hook again and validates the new answer."""
+    text = _config_cached(hook, content)
     name = Path(hook).name
     try:
         config = parse_hook_config_output(text)
@@ -159,8 +160,8 @@ def _validated_config(hook: str, mtime_ns: int, size: int) -> dict:
 def hook_config(hook: Path) -> dict:
     """Ask the hook for its config (as addon-operator does at start) and validate it; each version of the
     hook file is asked and validated once per process, and every caller gets its own copy."""
-    stat = Path(hook).stat()
-    return clone(_validated_config(str(hook), stat.st_mtime_ns, stat.st_size))
+    content = hashlib.sha256(Path(hook).read_bytes()).hexdigest()
+    return clone(_validated_config(str(hook), content))
 
 
 def run_subprocess(
@@ -203,10 +204,11 @@ def run_subprocess(
 
 
 @lru_cache(maxsize=64)
-def _hook_code(path: str, mtime_ns: int, size: int):
-    """One version of a hook file compiled as the import system compiles it; each run still executes the
-    module afresh, this only skips compiling the same source again (no .pyc when bytecode writing is off)."""
-    return compile(Path(path).read_bytes(), path, "exec", dont_inherit=True)
+def _hook_code(path: str, source: bytes):
+    """A hook's source compiled as the import system compiles it, once per path and content; each run still
+    executes the module afresh, this only skips compiling the same source again (with bytecode writing
+    off, as under PYTHONDONTWRITEBYTECODE, the import system would compile it on every load)."""
+    return compile(source, path, "exec", dont_inherit=True)
 
 
 def load_hook_module(hook: Path):
@@ -218,8 +220,7 @@ def load_hook_module(hook: Path):
     name = "d8registry_hook_" + hook.stem
     spec = importlib.util.spec_from_file_location(name, hook)
     module = importlib.util.module_from_spec(spec)
-    stat = hook.stat()
-    exec(_hook_code(str(hook), stat.st_mtime_ns, stat.st_size), module.__dict__)  # noqa: S102 - the hook's own code
+    exec(_hook_code(str(hook), hook.read_bytes()), module.__dict__)  # noqa: S102 - the hook's own code
     return module
 
 
