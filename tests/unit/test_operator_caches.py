@@ -22,7 +22,7 @@ import os
 
 import pytest
 from d8registry import helm
-from d8registry.operator import protocol
+from d8registry.operator import bindings, protocol
 from d8registry.operator.module import ModuleHarness
 from d8registry.operator.values_rules import ValuesValidationError, validate_module_values
 
@@ -151,3 +151,21 @@ def test_rendered_objects_are_the_callers_own_copy_and_failures_repeat(tmp_path,
         with pytest.raises(helm.HelmError, match="side is required"):
             helm.render(chart, {"value": "a"})
     assert helm.render(chart, {"value": "a", "side": "up"})[0]["data"] == {"value": "a", "side": "up"}
+
+
+def test_a_jq_filter_sees_each_new_object_content_and_callers_get_their_own_result():
+    node = {"kind": "Node", "metadata": {"name": "worker-0", "labels": {"group": "a"}}}
+    assert bindings.apply_jq_filter(".metadata", node) == {"name": "worker-0", "labels": {"group": "a"}}
+    mine = bindings.apply_jq_filter(".metadata", node)
+    mine["labels"]["group"] = "changed by the caller"
+    assert bindings.apply_jq_filter(".metadata.labels.group", node) == "a"
+    assert bindings.apply_jq_filter(".metadata", node) == {"name": "worker-0", "labels": {"group": "a"}}
+    node["metadata"]["labels"]["group"] = "b"
+    assert bindings.apply_jq_filter(".metadata.labels.group", node) == "b"
+
+
+def test_a_jq_filter_that_reads_the_environment_runs_every_time(monkeypatch):
+    monkeypatch.setenv("D8REGISTRY_PROBE", "one")
+    assert bindings.apply_jq_filter("env.D8REGISTRY_PROBE", {}) == "one"
+    monkeypatch.setenv("D8REGISTRY_PROBE", "two")
+    assert bindings.apply_jq_filter("env.D8REGISTRY_PROBE", {}) == "two"

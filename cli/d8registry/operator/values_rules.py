@@ -105,7 +105,8 @@ def _with_required_for_helm(schema: Any) -> Any:
 
 def _load_yaml(path: Path) -> dict:
     with path.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+        # libyaml's safe loader: the same data as yaml.safe_load, several times faster
+        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
 
 
 @lru_cache(maxsize=8)
