@@ -24,7 +24,12 @@ import pytest
 from d8registry import helm
 from d8registry.operator import bindings, protocol
 from d8registry.operator.module import ModuleHarness
-from d8registry.operator.values_rules import ValuesValidationError, validate_module_values
+from d8registry.operator.values_rules import (
+    ValuesPatchError,
+    ValuesValidationError,
+    apply_patch,
+    validate_module_values,
+)
 
 
 def _ready(value) -> dict:
@@ -169,3 +174,18 @@ def test_a_jq_filter_that_reads_the_environment_runs_every_time(monkeypatch):
     assert bindings.apply_jq_filter("env.D8REGISTRY_PROBE", {}) == "one"
     monkeypatch.setenv("D8REGISTRY_PROBE", "two")
     assert bindings.apply_jq_filter("env.D8REGISTRY_PROBE", {}) == "two"
+
+
+def test_a_values_patch_never_changes_the_values_it_is_applied_to():
+    values = {"global": {"modules": {"https": {}}}, "registry": {"internal": {"orchestrator": {"hash": "a"}}}}
+    before = json.loads(json.dumps(values))
+    patched = apply_patch(values, [{"op": "add", "path": "/registry/internal/orchestrator/ready", "value": True}])
+    assert patched["registry"]["internal"]["orchestrator"] == {"hash": "a", "ready": True}
+    patched["registry"]["internal"]["orchestrator"]["hash"] = "changed"
+    patched["global"]["modules"]["https"]["mode"] = "changed"
+    unpatched = apply_patch(values, [])
+    unpatched["registry"]["internal"]["orchestrator"]["hash"] = "changed"
+    with pytest.raises(ValuesPatchError, match="does not apply strictly"):   # the first operation applies, the second not
+        apply_patch(values, [{"op": "add", "path": "/registry/internal/orchestrator/ready", "value": True},
+                             {"op": "remove", "path": "/registry/internal/missing"}])
+    assert values == before

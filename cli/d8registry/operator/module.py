@@ -82,7 +82,8 @@ class ModuleHarness:
     def run(self, hook: Path, contexts: list[dict]) -> protocol.HookResult:
         """Run a hook and apply its values patch strictly, then validate the module values."""
         result = self.execute(hook, contexts)
-        patched = apply_patch(self.values, result.values_patch)
+        # apply_patch works on a copy of its own, so the harness's values are handed to it as they are
+        patched = apply_patch({"global": self.global_values, MODULE: self.module_values}, result.values_patch)
         if patched.get("global") != self.global_values:
             raise AssertionError("a values patch changed global values")
         self.module_values = validate_module_values(self.openapi_dir, patched.get(MODULE, {}))
