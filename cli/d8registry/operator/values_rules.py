@@ -94,7 +94,9 @@ def _with_required_for_helm(schema: Any) -> Any:
         return [_with_required_for_helm(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: _with_required_for_helm(value) for key, value in schema.items()}
+    # a 'properties' map is walked once, below, as the map of schemas it is
+    out = {key: value if key == "properties" and isinstance(value, dict) else _with_required_for_helm(value)
+           for key, value in schema.items()}
     if isinstance(schema.get("properties"), dict):
         out["properties"] = {n: _with_required_for_helm(s) for n, s in schema["properties"].items()}
     extra = schema.get("x-required-for-helm")
