@@ -121,8 +121,8 @@ def node_filters(module_dir) -> list[str]:
     from .operator import bindings, protocol
 
     filters = []
-    for hook in protocol.discover_hooks(module_dir / "hooks"):
-        for binding in bindings.kube_bindings(protocol.hook_config(hook)):
+    for config in protocol.hook_configs(protocol.discover_hooks(module_dir / "hooks")).values():
+        for binding in bindings.kube_bindings(config):
             if str(binding.get("kind", "")).lower() == "node":
                 filters.append(binding.get("jqFilter") or ".")
     return filters

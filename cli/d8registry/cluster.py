@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from . import yamlload
+
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 DEFAULT_CLUSTER = EXAMPLES / "cluster-static-3m2w.yaml"
 
@@ -58,50 +60,10 @@ class Cluster:
         return clone
 
 
-_TAG = "tag:yaml.org,2002:"
-
-
-def _plain_loader():
-    """libyaml's safe loader with a direct constructor for what cluster files hold: maps, lists and scalars
-    built in one pass (aliases give the same object, as with PyYAML's); anything else (merge keys, sets,
-    other tags, an error) is left to PyYAML's own constructor."""
-    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
-
-    class Loader(yaml.CSafeLoader):
-        def build(self, node, made: dict):
-            kind = type(node)
-            if kind is ScalarNode:
-                return node.value if node.tag == _TAG + "str" else self.yaml_constructors[node.tag](self, node)
-            if id(node) in made:
-                return made[id(node)]
-            if kind is SequenceNode and node.tag == _TAG + "seq":
-                out = made[id(node)] = []
-                out.extend(self.build(item, made) for item in node.value)
-                return out
-            if kind is MappingNode and node.tag == _TAG + "map":
-                mapping = made[id(node)] = {}
-                for key, value in node.value:   # a merge key ('<<') has no constructor: KeyError
-                    mapping[self.build(key, made)] = self.build(value, made)
-                return mapping
-            raise LookupError(node.tag)
-
-    return Loader
-
-
 def parse_yaml(text: str):
     """yaml.safe_load through libyaml when PyYAML has it: a 1,000-node dump parses in well under a second
     instead of many seconds (issue #15). Errors come from the pure-Python loader, so they read the same."""
-    loader_class = _plain_loader() if hasattr(yaml, "CSafeLoader") else None
-    if loader_class is not None:
-        loader = loader_class(text)
-        try:
-            node = loader.get_single_node()
-            return None if node is None else loader.build(node, {})
-        except Exception:  # noqa: BLE001 - whatever it is, PyYAML's own path decides (and words the error)
-            pass
-        finally:
-            loader.dispose()
-    return yaml.safe_load(text)
+    return yamlload.safe_load(text)
 
 
 def load(path: Path | None = None) -> Cluster:

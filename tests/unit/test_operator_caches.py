@@ -189,3 +189,18 @@ def test_a_values_patch_never_changes_the_values_it_is_applied_to():
         apply_patch(values, [{"op": "add", "path": "/registry/internal/orchestrator/ready", "value": True},
                              {"op": "remove", "path": "/registry/internal/missing"}])
     assert values == before
+
+
+def test_configs_asked_together_are_each_validated(module):
+    hooks = [module / "hooks" / f"probe_{i}.py" for i in range(3)]
+    for i, hook in enumerate(hooks):
+        _write_hook(hook, {"configVersion": "v1", "beforeHelm": i})
+    assert protocol.hook_configs(hooks) == {hook: {"configVersion": "v1", "beforeHelm": i}
+                                            for i, hook in enumerate(hooks)}
+    _write_hook(hooks[1], {"configVersion": "v1", "beforeHelm": "soon"})
+    with pytest.raises(protocol.HookConfigError, match="probe_1.py: invalid hook config"):
+        protocol.hook_configs(hooks)
+    hooks[2].write_text("#!/usr/bin/env python3\nimport sys\nsys.exit(3)\n", encoding="utf-8")
+    _write_hook(hooks[1], {"configVersion": "v1", "beforeHelm": 1})
+    with pytest.raises(protocol.HookConfigError, match="probe_2.py --config exited 3"):
+        protocol.hook_configs(hooks)

@@ -164,6 +164,24 @@ def hook_config(hook: Path) -> dict:
     return clone(_validated_config(str(hook), content))
 
 
+def hook_configs(hooks: list[Path]) -> dict[Path, dict]:
+    """hook_config of each hook, in order. The hooks whose current file was not asked yet are asked
+    together, each in its own process as before; then every answer is parsed and validated as in hook_config
+    (a failing hook raises there, the first in order first)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = [(str(hook), hashlib.sha256(Path(hook).read_bytes()).hexdigest()) for hook in hooks]
+
+    def ask(key: tuple[str, str]) -> None:
+        with contextlib.suppress(Exception):   # hook_config below asks again and reports the failure
+            _config_cached(*key)
+
+    if len(pending) > 1:
+        with ThreadPoolExecutor(max_workers=min(4, len(pending))) as pool:
+            list(pool.map(ask, pending))
+    return {hook: hook_config(hook) for hook in hooks}
+
+
 def run_subprocess(
     hook: Path,
     binding_contexts: list[dict],

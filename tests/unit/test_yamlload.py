@@ -11,14 +11,14 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Cluster files are read through libyaml with a direct constructor (cluster.parse_yaml): it must give
-exactly what yaml.safe_load gives, and the same error for what safe_load refuses."""
+"""Cluster files and Helm's output are read through libyaml with a direct constructor (yamlload): it must
+give exactly what yaml.safe_load / safe_load_all give, and the same error for what they refuse."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
-from d8registry import cluster
+from d8registry import cluster, yamlload
 
 DOCUMENTS = [
     "objects: []\n",
@@ -51,6 +51,22 @@ def _outcome(load, text):
 def test_parse_yaml_gives_what_safe_load_gives(text):
     # repr tells True from 1, a str from a date, and shows key order and a recursive list as [...]
     assert repr(_outcome(cluster.parse_yaml, text)) == repr(_outcome(yaml.safe_load, text))
+
+
+MULTI = [
+    "",
+    "---\n",
+    "a: 1\n---\nb: [1, 2]\n---\n# empty\n---\nc: &x {d: 1}\ne: *x\n",
+    "---\na: &x 1\n---\nb: *x\n",       # an anchor does not reach into the next document
+    "a: 1\n---\nb: [unclosed\n",
+    "a: 1\n---\nb: !!set {x}\n",
+    "---\n<<: {a: 1}\nb: 2\n",
+]
+
+
+@pytest.mark.parametrize("text", MULTI + DOCUMENTS)
+def test_safe_load_all_gives_what_safe_load_all_gives(text):
+    assert repr(_outcome(yamlload.safe_load_all, text)) == repr(_outcome(lambda t: list(yaml.safe_load_all(t)), text))
 
 
 def test_an_alias_is_the_same_object_as_its_anchor():
