@@ -40,6 +40,7 @@ node's applied version, every master's pods) end at the same tick with or withou
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 
@@ -67,6 +68,12 @@ class _Text:
     def mentions(self, node: dict) -> bool:
         name, *addresses = identity(node)
         return bool(name and name in self.text) or any(a in self.runs for a in addresses)
+
+
+@functools.lru_cache(maxsize=64)
+def _text(text: str) -> _Text:
+    """_Text for a text that repeats: alike nodes have one description, whose runs are found once."""
+    return _Text(text)
 
 
 def identity(node: dict) -> list[str]:
@@ -114,8 +121,8 @@ def node_filters(module_dir) -> list[str]:
     from .operator import bindings, protocol
 
     filters = []
-    for hook in protocol.discover_hooks(module_dir / "hooks"):
-        for binding in bindings.kube_bindings(protocol.hook_config(hook)):
+    for config in protocol.hook_configs(protocol.discover_hooks(module_dir / "hooks")).values():
+        for binding in bindings.kube_bindings(config):
             if str(binding.get("kind", "")).lower() == "node":
                 filters.append(binding.get("jqFilter") or ".")
     return filters
@@ -137,7 +144,7 @@ def groups(cluster: Cluster, filters: list[str], single: set[str] = frozenset())
                                                         node.get("spec") or {}, node.get("status") or {})):
             continue   # an odd Node is played as it is; the simulator reports what is wrong with it
         description = _description(node, filters)
-        if _Text(description).mentions(node):
+        if _text(description).mentions(node):
             continue
         descriptions[name] = description
         candidates.setdefault(description, []).append(name)

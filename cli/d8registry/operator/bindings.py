@@ -21,11 +21,15 @@ the simulator feeds a hook exactly what it would receive in a cluster.
 from __future__ import annotations
 
 import json
+import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
 import jq
+
+from .memo import clone
 
 
 @lru_cache(maxsize=256)
@@ -33,15 +37,38 @@ def _compiled(expression: str):
     return jq.compile(expression)
 
 
-def apply_jq_filter(expression: str | None, obj: dict) -> Any:
-    if not expression:
-        return None
-    results = _compiled(expression).input_value(obj).all()
+# jq builtins whose result depends on more than the filter and its input (time, environment, other input)
+_IMPURE_JQ = re.compile(r"\b(now|env|input|inputs|input_filename|debug|stderr|halt|halt_error|input_line_number)\b"
+                        r"|\$ENV|\$__loc__")
+_RESULTS: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_RESULTS_MAX = 8192
+
+
+def _run_jq(expression: str, text: str) -> Any:
+    results = _compiled(expression).input_text(text).all()
     if not results:
         return None
     if len(results) == 1:
         return results[0]
     return results
+
+
+def apply_jq_filter(expression: str | None, obj: dict) -> Any:
+    """The filter's result for obj as shell-operator reports it. A pure filter run on the same JSON text
+    gives the same result, so each (filter, object content) pair runs jq once; the caller gets a copy."""
+    if not expression:
+        return None
+    text = json.dumps(obj)
+    if _IMPURE_JQ.search(expression):
+        return _run_jq(expression, text)
+    key = (expression, text)
+    if key in _RESULTS:
+        _RESULTS.move_to_end(key)
+    else:
+        _RESULTS[key] = _run_jq(expression, text)
+        if len(_RESULTS) > _RESULTS_MAX:
+            _RESULTS.popitem(last=False)
+    return clone(_RESULTS[key])
 
 
 def _field(obj: dict, dotted: str) -> Any:

@@ -72,7 +72,7 @@ _JSON_TYPE_NAMES = {
 def load_schema() -> dict:
     """The hook config schema as a dict, read once. Treat it as read-only."""
     text = resources.files(__package__).joinpath("schemas", SCHEMA_FILE).read_text(encoding="utf-8")
-    schema = yaml.safe_load(text)
+    schema = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: same data, faster
     jsonschema.Draft202012Validator.check_schema(schema)
     return schema
 

@@ -23,6 +23,7 @@ import copy
 from pathlib import Path
 
 from . import bindings, protocol
+from .memo import clone
 from .values_rules import MODULE, apply_patch, validate_config_values, validate_module_values
 
 
@@ -56,7 +57,7 @@ class ModuleHarness:
     # -- what hooks see -------------------------------------------------------------------------
     @property
     def values(self) -> dict:
-        return {"global": copy.deepcopy(self.global_values), MODULE: copy.deepcopy(self.module_values)}
+        return {"global": clone(self.global_values), MODULE: clone(self.module_values)}
 
     def hooks(self) -> list[Path]:
         return protocol.discover_hooks(self.hooks_dir)
@@ -73,7 +74,7 @@ class ModuleHarness:
     # -- running ---------------------------------------------------------------------------------
     def execute(self, hook: Path, contexts: list[dict]) -> protocol.HookResult:
         """Run a hook on the current values without applying anything."""
-        config_values = {"global": {}, MODULE: copy.deepcopy(self.config_values)}
+        config_values = {"global": {}, MODULE: clone(self.config_values)}
         if self.in_process:
             return protocol.run_in_process(hook, contexts, self.values, config_values, extra_env=self.env)
         return protocol.run_subprocess(hook, contexts, self.values, config_values, extra_env=self.env)
@@ -81,7 +82,8 @@ class ModuleHarness:
     def run(self, hook: Path, contexts: list[dict]) -> protocol.HookResult:
         """Run a hook and apply its values patch strictly, then validate the module values."""
         result = self.execute(hook, contexts)
-        patched = apply_patch(self.values, result.values_patch)
+        # apply_patch works on a copy of its own, so the harness's values are handed to it as they are
+        patched = apply_patch({"global": self.global_values, MODULE: self.module_values}, result.values_patch)
         if patched.get("global") != self.global_values:
             raise AssertionError("a values patch changed global values")
         self.module_values = validate_module_values(self.openapi_dir, patched.get(MODULE, {}))
@@ -129,4 +131,4 @@ class ModuleHarness:
     def helm_values(self) -> dict:
         """Values handed to Helm, checked with x-required-for-helm as addon-operator does before render."""
         module_values = validate_module_values(self.openapi_dir, self.module_values, for_helm=True)
-        return {"global": copy.deepcopy(self.global_values), MODULE: module_values}
+        return {"global": clone(self.global_values), MODULE: module_values}

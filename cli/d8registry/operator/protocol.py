@@ -20,6 +20,7 @@ speed (in-process) or fidelity (subprocess) without changing what is exercised.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import io
 import json
@@ -33,6 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .hook_config import parse_hook_config_output, validate_hook_config
+from .memo import clone
 
 
 class HookConfigError(ValueError):
@@ -129,7 +131,7 @@ def hook_command(hook: Path) -> tuple[list[str], dict[str, str]]:
 
 
 @lru_cache(maxsize=64)
-def _config_cached(hook: str, mtime: float) -> str:
+def _config_cached(hook: str, content: str) -> str:
     argv, env = hook_command(Path(hook))
     proc = subprocess.run([*argv, "--config"], capture_output=True, text=True, timeout=60,
                           env={**_hook_env(None), **env})
@@ -138,17 +140,46 @@ def _config_cached(hook: str, mtime: float) -> str:
     return proc.stdout
 
 
-def hook_config(hook: Path) -> dict:
-    """Ask the hook for its config (as addon-operator does at start) and validate it."""
-    text = _config_cached(str(hook), hook.stat().st_mtime)
+@lru_cache(maxsize=64)
+def _validated_config(hook: str, content: str) -> dict:
+    """The parsed and validated config of one version (content digest) of a hook file. A refused config
+    raises, and lru_cache keeps no exception, so it is refused again on every call; any change to the
+    file's content asks the hook again and validates the new answer."""
+    text = _config_cached(hook, content)
+    name = Path(hook).name
     try:
         config = parse_hook_config_output(text)
     except ValueError as exc:
-        raise HookConfigError(f"{hook.name}: {exc}") from exc
+        raise HookConfigError(f"{name}: {exc}") from exc
     errors = validate_hook_config(config)
     if errors:
-        raise HookConfigError(f"{hook.name}: invalid hook config: " + "; ".join(errors))
+        raise HookConfigError(f"{name}: invalid hook config: " + "; ".join(errors))
     return config
+
+
+def hook_config(hook: Path) -> dict:
+    """Ask the hook for its config (as addon-operator does at start) and validate it; each version of the
+    hook file is asked and validated once per process, and every caller gets its own copy."""
+    content = hashlib.sha256(Path(hook).read_bytes()).hexdigest()
+    return clone(_validated_config(str(hook), content))
+
+
+def hook_configs(hooks: list[Path]) -> dict[Path, dict]:
+    """hook_config of each hook, in order. The hooks whose current file was not asked yet are asked
+    together, each in its own process as before; then every answer is parsed and validated as in hook_config
+    (a failing hook raises there, the first in order first)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = [(str(hook), hashlib.sha256(Path(hook).read_bytes()).hexdigest()) for hook in hooks]
+
+    def ask(key: tuple[str, str]) -> None:
+        with contextlib.suppress(Exception):   # hook_config below asks again and reports the failure
+            _config_cached(*key)
+
+    if len(pending) > 1:
+        with ThreadPoolExecutor(max_workers=min(4, len(pending))) as pool:
+            list(pool.map(ask, pending))
+    return {hook: hook_config(hook) for hook in hooks}
 
 
 def run_subprocess(
@@ -190,15 +221,24 @@ def run_subprocess(
         )
 
 
+@lru_cache(maxsize=64)
+def _hook_code(path: str, source: bytes):
+    """A hook's source compiled as the import system compiles it, once per path and content; each run still
+    executes the module afresh, this only skips compiling the same source again (with bytecode writing
+    off, as under PYTHONDONTWRITEBYTECODE, the import system would compile it on every load)."""
+    return compile(source, path, "exec", dont_inherit=True)
+
+
 def load_hook_module(hook: Path):
-    """Import a hook file as a module (its __main__ guard keeps it from running)."""
+    """Import a hook file as a new module (its __main__ guard keeps it from running)."""
+    hook = Path(hook)
     hooks_root = str(hook.parent)
     if hooks_root not in sys.path:
         sys.path.insert(0, hooks_root)
     name = "d8registry_hook_" + hook.stem
     spec = importlib.util.spec_from_file_location(name, hook)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    exec(_hook_code(str(hook), hook.read_bytes()), module.__dict__)  # noqa: S102 - the hook's own code
     return module
 
 

@@ -230,7 +230,7 @@ class Simulator:
     def _run_hook(self, hook: Path, contexts: list[dict]) -> bool:
         self.harness.objects = self.store.objects()
         self.harness.env.update(self._hook_env())
-        before = copy.deepcopy(self.harness.module_values)
+        before = clone(self.harness.module_values)
         self.harness.run(hook, contexts)
         self._apply_kube_ops()
         return self.harness.module_values != before
@@ -455,7 +455,7 @@ class Simulator:
                 self._manifests[content] = yaml.load(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
             except yaml.YAMLError:
                 self._manifests[content] = None
-        return copy.deepcopy(self._manifests[content])
+        return clone(self._manifests[content])
 
     def _kubelet(self) -> None:
         wanted = {}
