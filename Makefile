@@ -28,7 +28,7 @@ DEBS += nftables iproute2
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-.PHONY: help deps venv tools debs sim test lint unit fuzz bench clean bundle
+.PHONY: help deps venv tools debs bytecode sim test lint unit fuzz bench clean bundle
 
 help:
 	@echo "make sim   - run the main job (installs what it needs)"
@@ -36,7 +36,12 @@ help:
 	@echo "make bench - run the benchmarks"
 	@echo "make bundle - assemble the module bundle's file tree with the hooks' runtime in build/bundle"
 
-deps: debs venv tools
+deps: debs venv tools bytecode
+
+# The hooks and the CLI byte-compiled ahead: with PYTHONDONTWRITEBYTECODE set in the environment (as on CI
+# machines) every hook process the simulator and the tests start would otherwise compile hooks/lib again.
+bytecode: venv
+	@$(PY) -m compileall -q hooks cli bench
 
 venv: $(VENV)/.installed
 

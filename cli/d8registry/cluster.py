@@ -21,8 +21,6 @@ from pathlib import Path
 
 import yaml
 
-from . import yamlload
-
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 DEFAULT_CLUSTER = EXAMPLES / "cluster-static-3m2w.yaml"
 
@@ -63,7 +61,13 @@ class Cluster:
 def parse_yaml(text: str):
     """yaml.safe_load through libyaml when PyYAML has it: a 1,000-node dump parses in well under a second
     instead of many seconds (issue #15). Errors come from the pure-Python loader, so they read the same."""
-    return yamlload.safe_load(text)
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is not None:
+        try:
+            return yaml.load(text, Loader=loader)  # noqa: S506 - libyaml's safe loader
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
 
 
 def load(path: Path | None = None) -> Cluster:

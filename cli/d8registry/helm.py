@@ -24,7 +24,8 @@ import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
-from . import yamlload
+import yaml
+
 from .operator.memo import clone, digest
 
 API_VERSIONS = ("admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy",)
@@ -118,5 +119,6 @@ def _helm_template(binary: Path, module_dir: Path, values: dict, api_versions: t
         os.unlink(values_file)
     if proc.returncode != 0:
         raise HelmError(proc.stderr.strip())
-    # libyaml's parser and a direct constructor: the same documents, much faster than the pure-Python loader
-    return [doc for doc in yamlload.safe_load_all(proc.stdout) if doc]
+    # libyaml's loader: the same documents, an order of magnitude faster than the pure-Python one
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for doc in yaml.load_all(proc.stdout, Loader=loader) if doc]
