@@ -15,65 +15,133 @@
 server as rendered: `kubectl apply --dry-run=server`, then a real apply into a fresh namespace, then what the
 server stored must contain every rendered field with the rendered value (nothing pruned, nothing rewritten).
 
-The renders are the ones the simulator produces while it drives the real hooks through the default
-sequence of switches (SPEC 4.3) and back to the non-configurable Unmanaged mode.
+The renders are the ones `d8registry simulate --in-process` produces while it drives the real hooks through a
+chain of switches that reaches every mode (SPEC 4.3) and ends in the non-configurable Unmanaged mode. That
+one play also gives the CLI's timeline test its output: a chain costs a minute of CPU, so the suite plays it
+once (issue #15) and the timeline test lives here, in the API server's xdist group, beside the renders.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from argparse import Namespace
+import os
+import re
+import sys
+import tempfile
 from collections import defaultdict
+from dataclasses import dataclass
 
 import pytest
-from d8registry import cluster as cluster_mod
+from d8registry import __main__ as cli
 from d8registry import helm
-from d8registry.sim import scenario
-from d8registry.sim.engine import Simulator
-from d8registry.sim.run import _hosts, cluster_registry, run_step
+from d8registry.sim import run
 
-SEQUENCE = [*scenario.DEFAULT_SEQUENCE, "mode=Legacy"]
-STEPS = [f"{index}:{expression}" for index, expression in enumerate(SEQUENCE, 1)]
+CHAIN = ["mode=Direct", "mode=Proxy", "mode=Direct", "mode=Local", "mode=Direct", "mode=Unmanaged", "mode=Legacy"]
+TARGETS = ["Direct", "Proxy", "Direct", "Local", "Direct", "Unmanaged", "Unmanaged (non-configurable)"]
+STEPS = [f"{index}:{expression}" for index, expression in enumerate(CHAIN, 1)]
 CLUSTER_SCOPED = {"NodeGroupConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
                   "ClusterRole", "ClusterRoleBinding"}
+LICENSE = "example-license-not-a-secret"  # the example cluster's dummy credential
+
+
+@dataclass(frozen=True)
+class Play:
+    code: int                           # the exit code main() returned
+    stdout: str                         # everything written to stdout, by Python or by a child process
+    stderr: str
+    renders: dict[str, list[list[dict]]]  # step label -> every distinct render while that switch ran
+
+
+@contextlib.contextmanager
+def _captured(into: dict[str, str]):
+    """stdout and stderr of this process, at the Python and the file-descriptor level (so a child process's
+    output is caught too, as when the CLI runs as its own process); their text lands in `into` at the end."""
+    with (tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out,
+          tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                yield
+        finally:
+            out.flush()
+            err.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            out.seek(0)
+            err.seek(0)
+            into["stdout"], into["stderr"] = out.read(), err.read()
 
 
 @pytest.fixture(scope="module")
-def renders(repo_root, helm_bin) -> dict[str, list[list[dict]]]:
-    """Step label -> every distinct render of the chart while that switch ran (first: the starting state)."""
-    cluster = cluster_mod.load()
-    steps = [(label, scenario.settings_from_set(expression, cluster)) for label, expression in zip(STEPS, SEQUENCE,
-                                                                                                  strict=True)]
+def play(helm_bin) -> Play:
+    """`d8registry simulate --in-process --set <each step of CHAIN>` through the CLI's own entry point (what
+    `python -m d8registry` calls), recording every render of the chart and where each switch began."""
     recorded: list[list[dict]] = []
-    original = helm.render
+    starts: list[int] = []
+    render, run_step = helm.render, run.run_step
 
-    def recording(*args, **kwargs):
-        objects = original(*args, **kwargs)
+    def recording_render(*args, **kwargs):
+        objects = render(*args, **kwargs)
         recorded.append(json.loads(json.dumps(objects)))
         return objects
 
-    sim = Simulator(repo_root, cluster, in_process=True,
-                    registry_hosts=_hosts([registry for _label, registry in steps] + [cluster_registry(cluster)]))
-    args = Namespace(max_ticks=300, no_push=False, push_after=3)
-    result: dict[str, list[list[dict]]] = {}
-    helm.render = recording
+    def marking_run_step(*args, **kwargs):
+        starts.append(len(recorded))
+        return run_step(*args, **kwargs)
+
+    argv = ["simulate", "--in-process"]
+    for expression in CHAIN:
+        argv += ["--set", expression]
+    helm.render, run.run_step = recording_render, marking_run_step
+    output: dict[str, str] = {}
     try:
-        for label, registry in steps:
-            start = len(recorded)
-            target = (registry or {}).get("mode", "Unmanaged") if registry is not None else "Unmanaged (non-configurable)"
-            outcome = run_step(sim, label, registry, target, args)
-            assert outcome.outcome == "ready", f"{label}: the simulated switch ended {outcome.outcome}"
-            distinct, seen = [], set()
-            for render in recorded[max(start - 1, 0):]:
-                blob = json.dumps(render, sort_keys=True)
-                if blob not in seen:
-                    seen.add(blob)
-                    distinct.append(render)
-            result[label] = distinct
+        with _captured(output):
+            code = cli.main(argv)
     finally:
-        helm.render = original
-        sim.close()
-    return result
+        helm.render, run.run_step = render, run_step
+    renders: dict[str, list[list[dict]]] = {}
+    for label, start, end in zip(STEPS, starts, [*starts[1:], len(recorded)], strict=False):
+        distinct, seen = [], set()
+        for objects in recorded[max(start - 1, 0):end]:   # from the state the switch started in
+            blob = json.dumps(objects, sort_keys=True)
+            if blob not in seen:
+                seen.add(blob)
+                distinct.append(objects)
+        renders[label] = distinct
+    return Play(code, output["stdout"], output["stderr"], renders)
+
+
+@pytest.fixture(scope="module")
+def renders(play) -> dict[str, list[list[dict]]]:
+    """Step label -> every distinct render of the chart while that switch ran (first: the starting state)."""
+    assert play.code == 0, play.stdout[-3000:] + play.stderr[-3000:]
+    outcomes = re.findall(r"^--- (\S+) after ", play.stdout, re.MULTILINE)
+    assert outcomes == ["READY"] * len(CHAIN), f"every simulated switch ends ready: {outcomes}"
+    assert list(play.renders) == STEPS
+    return play.renders
+
+
+def test_chained_scenario_prints_a_timeline(play):
+    """The CLI's text report of a chain of switches (was tests/cli/test_main_job.py; the same play as the
+    renders above): a header, the condition timeline and the per-node table for every switch."""
+    assert play.code == 0, play.stdout[-3000:] + play.stderr[-3000:]
+    assert play.stdout.count("--- READY after") == len(CHAIN)
+    headers = re.findall(r"^=== (.+): switch to (.+)$", play.stdout, re.MULTILINE)
+    assert headers == list(zip(CHAIN, TARGETS, strict=True))
+    for target in ("Direct", "Proxy", "Local", "Unmanaged"):
+        assert f"switch to {target}" in play.stdout
+    assert "condition  FinalContainerdConfigReady=True" in play.stdout
+    assert "d8 mirror push fills the Local replicas" in play.stdout
+    assert LICENSE not in play.stdout + play.stderr, "user credentials are redacted"
+    # the per-node table after each switch
+    assert play.stdout.count("NODE         APPLIED") == len(CHAIN)
 
 
 def key(obj: dict) -> tuple[str, str, str]:

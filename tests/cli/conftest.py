@@ -14,8 +14,9 @@
 """One CLI run shared by the tests that assert on it.
 
 A `simulate` or `plan` of the example cluster costs a whole simulated switch. Several tests (in
-test_main_job.py, test_plan_admission.py, test_plan_push_endpoint.py) run the very same command and only
-assert different things on its exit code, output or dump, so `cli_once` runs each distinct command once
+test_main_job.py, test_plan_admission.py, test_plan_push_endpoint.py, test_simulate_damaged_secrets.py) run
+the very same command and only assert different things on its exit code, output or dump (or start from
+it), so `cli_once` runs each distinct command once
 per worker and hands every test the same result. Tests that share a run carry one xdist_group, named
 after the run ("cli-simulate-direct", "cli-simulate-proxy", "cli-simulate-local", "cli-plan-proxy",
 "cli-plan-proxy-ttl"), so that `make test` (--dist loadgroup) puts them on one worker and the run happens

@@ -22,6 +22,7 @@ pipeline replaces the damaged CA, HTTP secret and user hash (the case that once 
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from ..hooks.damaged_secrets import damage
@@ -30,10 +31,12 @@ from .test_main_job import _cli
 DAMAGE = {"ca_not_yet_valid", "http_secret_short", "user_hash_not_verifying"}
 
 
-def test_a_dump_with_damaged_secrets_simulates_to_ready(helm_bin, tmp_path):
+@pytest.mark.xdist_group("cli-simulate-direct")   # the Direct run test_main_job.py also makes (cli_once, conftest.py)
+def test_a_dump_with_damaged_secrets_simulates_to_ready(helm_bin, cli_once, tmp_path):
     direct, mid, damaged = tmp_path / "direct.yaml", tmp_path / "mid.yaml", tmp_path / "damaged.yaml"
-    proc = _cli("simulate", "--in-process", "--set", "mode=Direct", "--dump-to", str(direct))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = cli_once("simulate", "--in-process", "--json", "--set", "mode=Direct", dump=True)
+    assert run.proc.returncode == 0, run.proc.stderr[-3000:]
+    direct.write_bytes(run.dump.read_bytes())
     # four ticks into the switch to Proxy: the in-cluster proxy runs, the node services start
     proc = _cli("simulate", "--in-process", "--cluster", str(direct), "--set", "mode=Proxy", "--max-ticks", "4",
                 "--dump-to", str(mid))
