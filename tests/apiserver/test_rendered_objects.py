@@ -37,8 +37,10 @@ from d8registry import __main__ as cli
 from d8registry import helm
 from d8registry.sim import run
 
-CHAIN = ["mode=Direct", "mode=Proxy", "mode=Direct", "mode=Local", "mode=Direct", "mode=Unmanaged", "mode=Legacy"]
-TARGETS = ["Direct", "Proxy", "Direct", "Local", "Direct", "Unmanaged", "Unmanaged (non-configurable)"]
+# Local is entered twice so that both ways out of it (to Direct and to Unmanaged) are played and rendered.
+CHAIN = ["mode=Direct", "mode=Proxy", "mode=Direct", "mode=Local", "mode=Direct", "mode=Local", "mode=Unmanaged",
+         "mode=Legacy"]
+TARGETS = ["Direct", "Proxy", "Direct", "Local", "Direct", "Local", "Unmanaged", "Unmanaged (non-configurable)"]
 STEPS = [f"{index}:{expression}" for index, expression in enumerate(CHAIN, 1)]
 CLUSTER_SCOPED = {"NodeGroupConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
                   "ClusterRole", "ClusterRoleBinding"}
