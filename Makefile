@@ -112,6 +112,8 @@ bench: deps
 	$(PY) bench/local_push.py
 	$(PY) bench/simulate.py
 	$(PY) bench/cli_large.py
+	@# the whole suite on a fresh clone of HEAD, as CI runs it (takes as long as `make test`)
+	$(PY) bench/suite.py
 
 # The tree of the bundle image (werf.yaml, .werf/stages/bundle.yaml) with the hooks' runtime for this Python.
 bundle: venv
