@@ -30,13 +30,19 @@ ON_DEMAND = ("jsonschema", "yaml", "cryptography", "bcrypt", "tomli_w", "_hashli
              "secrets", "lib.pki", "lib.users", "lib.persist")
 
 
-def test_importing_the_hooks_loads_nothing_on_demand():
+def _assert_not_loaded(hooks: str, modules: tuple[str, ...]) -> None:
+    """Import the hooks in a fresh interpreter, as addon-operator starts them, and fail when any of the
+    modules was loaded by the import alone."""
     code = (
         "import sys; sys.path.insert(0, 'hooks');"
-        "import orchestrator, checker_init, checker_loop;"
-        f"loaded = [m for m in {ON_DEMAND!r} if m in sys.modules]; assert not loaded, loaded"
+        f"import {hooks};"
+        f"loaded = [m for m in {modules!r} if m in sys.modules]; assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_importing_the_hooks_loads_nothing_on_demand():
+    _assert_not_loaded("orchestrator, checker_init, checker_loop", ON_DEMAND)
 
 
 # Loaded by the checker hooks but not needed to start the orchestrator: the renderers, datetime (the
@@ -45,12 +51,7 @@ ORCHESTRATOR_ON_DEMAND = ("datetime", "base64", "lib.front", "lib.lb", "lib.chec
 
 
 def test_importing_the_orchestrator_loads_no_renderer_and_no_datetime():
-    code = (
-        "import sys; sys.path.insert(0, 'hooks');"
-        "import orchestrator;"
-        f"loaded = [m for m in {ON_DEMAND + ORCHESTRATOR_ON_DEMAND!r} if m in sys.modules]; assert not loaded, loaded"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    _assert_not_loaded("orchestrator", ON_DEMAND + ORCHESTRATOR_ON_DEMAND)
 
 
 def test_builtin_sha256_gives_hashlib_digests():

@@ -358,7 +358,7 @@ class Bashible:
             calls.append({**call, "node": node})
         for kind, namespace, name in first.reads:
             other = (kind, namespace, name.replace(old_name, node))
-            then = (seen or {}).get((kind, namespace, name)) if seen is not None else index.get((kind, namespace, name))
+            then = (seen if seen is not None else index).get((kind, namespace, name))
             mine = index.get(other)
             if (then is None) != (mine is None):
                 return None
