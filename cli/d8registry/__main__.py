@@ -183,7 +183,8 @@ def _simulate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", action="append", metavar="FILE", help="a 'registry' settings YAML, one switch per file")
     parser.add_argument("--max-ticks", type=int, default=300, help="give up on a switch after this many ticks")
     parser.add_argument("--json", action="store_true", help="machine-readable summary")
-    parser.add_argument("--in-process", action="store_true", help="run hooks in-process (faster, less faithful)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run hooks in-process (faster, less faithful; the checkout's hooks only)")
     parser.add_argument("--no-push", action="store_true", help="never fill Local replicas (d8 mirror push)")
     parser.add_argument("--push-after", type=int, default=3, help="ticks after a switch to Local until the push")
     parser.add_argument("--node-not-ready", action="append", metavar="NODE@TICK")

@@ -45,6 +45,12 @@ A bounded loop per node pulls the reference the cluster's images use right now (
 @ the test image's digest: the upstream in Unmanaged, registry.d8-system.svc:5001/system/deckhouse otherwise)
 over CRI with crictl, removes the image after each pull and records result, latency and the current stage.
 
+Every state the cluster passes through is pulled: besides the loops (one pull per node and second, whose
+sampling depends on how fast the hooks run), every node pulls once, synchronously, right after Deckhouse moved
+to another registry (before any node step of that tick) and at the end of every tick in which a node step ran.
+A broken state between two ticks is therefore caught however short it lasts in wall time, with hooks in
+process as with hook processes. The report counts these pulls ("pulls right after a change").
+
 Retries, as kubelet: a pull that fails with a registry error is a failed pull (kubelet reports ErrImagePull and
 backs off 10 s, doubling to 5 min; the pod does not start meanwhile, which is what the module promises never
 to cause). A pull that cannot reach the CRI socket (containerd being restarted by the step: connection refused,
@@ -327,6 +333,8 @@ class RealDataPlane:
         self.stage = "Unmanaged (start)"
         self.stages: list[str] = [self.stage]
         self.pushed = False
+        self.changed = False     # a node step ran since the last pull of every node
+        self.state_pulls = 0     # pulls made right after a change (see the module docstring)
         self.notes: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -398,6 +406,7 @@ class RealDataPlane:
         item = self.nodes.get(name)
         if item is None:
             return
+        self.changed = True
         if restarted:
             item.restarts += 1
             self.say(f"{name}: the step restarted containerd (stage {self.stage})")
@@ -409,9 +418,25 @@ class RealDataPlane:
             probe.join(timeout=CONNECT_RETRY_SECONDS + PULL_TIMEOUT + 15)
         self._kubelet(item)
 
+    def deckhouse_moved(self) -> None:
+        self.pull_everywhere()
+
     def tick_done(self) -> None:
         if self.sim.registries.local_filled and not self.pushed:
             self._push()
+        if self.changed:
+            self.pull_everywhere()
+
+    def pull_everywhere(self) -> None:
+        """One pull on every node at once, before the simulation goes on: the state as it is now is pulled."""
+        self.changed = False
+        threads = [threading.Thread(target=self._record_pull, args=(item,), name=f"state-pull-{item.name}",
+                                    daemon=True) for item in self.nodes.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=CONNECT_RETRY_SECONDS + PULL_TIMEOUT + 15)
+        self.state_pulls += len(threads)
 
     # -- static pods, as kubelet runs them -------------------------------------------------------
     def _kubelet(self, item: NodeRuntime) -> None:
@@ -535,6 +560,7 @@ class RealDataPlane:
                 self.say(f"push to {item.name} not possible yet: {exc}")
                 return
         self.pushed = True
+        self.changed = True  # the replicas serve the image now: pull the filled state
         self.say(f"pushed {LOCAL_REPO}@{self.image.digest} into the Local replicas (as d8 mirror push)")
 
     # -- the pull loops ----------------------------------------------------------------------------
@@ -634,6 +660,7 @@ class RealDataPlane:
                          f"{max(seconds):>7.2f} {sum(p.cri_retries for p in pulls):>12}")
         restarts = ", ".join(f"{i.name} {i.restarts}" for i in self.nodes.values())
         lines.append(f"containerd restarts by the steps: {restarts}")
+        lines.append(f"pulls right after a change: {self.state_pulls}")
         failures = self.failures()
         lines.append(f"failed pulls: {len(failures)}")
         groups: dict[tuple[str, str, str, str], int] = {}
@@ -683,6 +710,7 @@ def simulate(args, cluster, out, default: list[str]) -> int:
 
     if os.geteuid() != 0:
         raise DataPlaneError("--real-dataplane needs root (network and mount namespaces for the nodes)")
+    module = module_dir(args)
     wall = time.monotonic()
     base = make_base()
     procs = lo.Processes(base)
@@ -703,7 +731,7 @@ def simulate(args, cluster, out, default: list[str]) -> int:
         cluster = loopback_cluster(cluster, upstream)
         steps = steps_from_args(args, cluster, default)
         (base / "sim").mkdir()
-        sim = Simulator(module_dir(args), cluster, workdir=base / "sim", in_process=args.in_process,
+        sim = Simulator(module, cluster, workdir=base / "sim", in_process=args.in_process,
                         faults=build_faults(args), progress=report.live_printer(out),
                         registry_hosts=_hosts([registry for _label, registry in steps] + [cluster_registry(cluster)]))
         plane = RealDataPlane(sim, upstream, image, procs, base, out=out,

@@ -141,8 +141,9 @@ class Simulator:
         self._manifests: dict[bytes, object] = {}
         self._filter_results: dict[tuple, object] = {}
         self._render_key, self._rendered = "", []
-        # optional: told after each node's steps ran (and whether they restarted containerd) and after
-        # each tick; the real data plane (sim/dataplane.py) follows the nodes through it
+        # optional: told when Deckhouse moved to another registry, after each node's steps ran (and whether
+        # they restarted containerd) and after each tick; the real data plane (sim/dataplane.py) follows the
+        # nodes through it
         self.observer = None
         self._prepare_nodes()
         self._started = False
@@ -384,6 +385,8 @@ class Simulator:
                              "base": data.get("address", "") + data.get("path", "")})
             self.harness.global_values = self.globals
             self.note("deckhouse", f"Deckhouse restarts to pick up deckhouse-registry ({data.get('address')})")
+            if self.observer is not None:
+                self.observer.deckhouse_moved()
         elif not _ready(current) and self.tick >= self.pod_ready_at.get(current["metadata"]["name"], 0):
             _set_ready(current, True)
             self.store.apply(current)

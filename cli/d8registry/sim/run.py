@@ -38,6 +38,11 @@ def module_dir(args) -> Path:
     path = Path(chosen).resolve()
     if not (path / "module.yaml").is_file() or not (path / "hooks").is_dir():
         raise ScenarioError(f"module dir {chosen!r} has no module.yaml and hooks/ (run 'make bundle' for build/bundle)")
+    if getattr(args, "in_process", False) and path != MODULE_DIR.resolve():
+        # in process, every hook imports `lib` from sys.modules, where the simulator's own import put the
+        # checkout's hooks/lib: the tree's hook files would run with the checkout's logic
+        raise ScenarioError(f"--in-process runs this checkout's hooks/lib, not the one in {path}: "
+                            "drop --in-process to run that tree's hooks as processes")
     return path
 
 

@@ -18,6 +18,11 @@ Unmanaged through the CLI while each node pulls over CRI from real containerd, f
 (cli/d8registry/sim/dataplane.py). A module whose transitional containerd config is skipped (a patched copy passed
 with --module-dir) must be caught: the failed pulls name the node, the stage and containerd's error.
 
+Every node also pulls right after each change (Deckhouse moved, a node step ran), so what is pulled does not
+depend on how fast the hooks run: the chain runs its hooks in process (the real hook protocol is played by
+tests/bundle/test_simulate_from_bundle.py), the patched tree runs its own hooks as processes (in process, the
+checkout's hooks/lib would be imported instead, which the CLI refuses: tests/cli/test_module_dir.py).
+
 Everything runs in the nodes' own network namespaces (127.0.16.x exists only there) and in fresh temp dirs, so
 these tests do not collide with the fixed-address data-plane tests.
 """
@@ -83,7 +88,7 @@ def _table(stdout: str) -> dict[str, dict]:
 
 
 def test_whole_chain_pulls_never_fail(small_cluster_file):
-    result = _simulate("--cluster", str(small_cluster_file))
+    result = _simulate("--cluster", str(small_cluster_file), "--in-process")
     out = _show(result)
     assert result.returncode == 0, out[-6000:] + result.stderr[-3000:]
     assert out.count("--- READY") == 5, out[-4000:]
@@ -98,6 +103,8 @@ def test_whole_chain_pulls_never_fail(small_cluster_file):
     assert "containerd restarts by the steps: master-0 1, worker-1 1" in out
     assert int(rows["1: -> Direct"]["retries"]) >= 1, rows
     assert "failed pulls: 0" in out
+    # besides the loops, each node pulled after every change: at least once per switch and node
+    assert int(re.search(r"^pulls right after a change: (\d+)$", out, re.MULTILINE)[1]) >= 2 * 5, out[-4000:]
     # the Local replicas served pulls only after the push
     assert out.index("pushed system/deckhouse@") < out.index("=== mode=Unmanaged")
 
