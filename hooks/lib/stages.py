@@ -386,15 +386,37 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
 
 
 def render_incluster_proxy(run: Run, upstream: dict) -> None:
+    known = run.state.get("incluster_proxy") or {}
+    pki_state = run.state.get("pki") or {}
+    ca_pair = pki_state.get("ca") or {}
+    inputs = [upstream, ca_pair.get("cert"), ca_pair.get("key"), run.state.get("http_secret", ""),
+              run.inp.cluster_domain]
+    # as for the node services: exactly these files were rendered from exactly these inputs, their certificate
+    # verified against this CA and not due for renewal, so rendering again (cryptography, bcrypt, YAML) gives
+    # the same entry; a converged Direct run does none of it (issue #15)
+    if known.get("source") and known["source"] == _incluster_source(inputs, known) \
+            and _within(known.get("cert_window"), run.inp.now_seconds):
+        return
     ca = run.ca()
     if ca is None or not run.state.get("http_secret"):
         return
-    previous = (run.state.get("incluster_proxy") or {}).get("files")
     files, _reused = dataplane.incluster_proxy_files(
-        upstream, ca, run.state["http_secret"], run.inp.cluster_domain, previous,
+        upstream, ca, run.state["http_secret"], run.inp.cluster_domain, known.get("files"),
         run.inp.reusable_certs.get("registry-incluster-proxy-config"), run.inp.now)
     # the upstream is kept (and persisted) for the same reason as the node services' source
-    run.state["incluster_proxy"] = {**dataplane.with_version(files), "upstream": copy.deepcopy(upstream)}
+    entry = {**dataplane.with_version(files), "upstream": copy.deepcopy(upstream)}
+    window = dataplane.cert_window(files["front.crt"])
+    if window is not None:
+        entry["cert_window"] = window
+        entry["source"] = _incluster_source(inputs, entry)
+    run.state["incluster_proxy"] = entry
+
+
+def _incluster_source(inputs: list, entry: dict) -> str:
+    """Digest binding the in-cluster proxy's files (version, files, certificate window and upstream) to every
+    input they were rendered from, as _rendered_source does for a master's node services."""
+    return hashing.sha256_hex(["incluster-proxy/1", inputs, entry.get("version"), entry.get("files"),
+                               entry.get("upstream"), entry.get("cert_window")])
 
 
 def uses_lb(mirror_map: dict) -> bool:

@@ -59,11 +59,8 @@ def test_every_mode_is_reached_from_unmanaged(helm_bin, cli_once, request_):
 # tests/apiserver/test_rendered_objects.py: the same play gives the renders the API server checks (issue #15).
 
 
-def test_a_switch_through_the_real_hook_protocol(helm_bin):
-    """Without --in-process every hook runs as its own process with the env-file protocol."""
-    proc = _cli("simulate", "--json", "--set", "mode=Direct")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _summary(proc)[0]["outcome"] == "ready"
+# The real hook protocol (every hook its own process, no --in-process) is played by
+# tests/bundle/test_simulate_from_bundle.py: make sim's five switches with every hook started from the bundle.
 
 
 @pytest.mark.xdist_group("cli-simulate-proxy")
