@@ -34,7 +34,6 @@ import ssl
 import subprocess
 import time
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +49,9 @@ TOOLS = REPO / ".tools" / "bin"
 CRDS = Path(__file__).resolve().parent / "crds"
 START_TIMEOUT = 120  # seconds; generous for a loaded 2-core machine
 DENIED = "denied request: "
+# kubectl lives for a fraction of a second and collects garbage mostly during its own start; a larger GC
+# target makes each of the few hundred calls about 20 % cheaper in CPU (a caller's own GOGC is kept).
+KUBECTL_GOGC = {"GOGC": "400"}
 
 
 def _binary(name: str, fallback: str | None = None) -> str | None:
@@ -160,7 +162,8 @@ class ApiServer:
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run([self.kubectl_bin, "--kubeconfig", str(self.kubeconfig), "--cache-dir",
-                               str(self.cache_dir), *args], input=stdin, capture_output=True, text=True, timeout=120)
+                               str(self.cache_dir), *args], input=stdin, capture_output=True, text=True, timeout=120,
+                              env={**KUBECTL_GOGC, **os.environ})
         if check and proc.returncode != 0:
             raise KubectlError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
@@ -169,22 +172,23 @@ class ApiServer:
         docs = objects if isinstance(objects, list) else [objects]
         return self.kubectl("apply", "-f", "-", *args, stdin=yaml.safe_dump_all(docs), check=check)
 
+    def apply_stored(self, objects: list[dict], *args: str) -> list[dict]:
+        """Apply the objects in order in one kubectl call; what the server stored for each, in the same order.
+
+        Each answer is the server's reply to that object's own write (`-o json`), so a later version of the
+        same object further down the list does not hide an earlier one.
+        """
+        found = json.loads(self.apply(objects, *args, "-o", "json").stdout)
+        items = found["items"] if found.get("kind") == "List" else [found]
+        if len(items) != len(objects):
+            raise KubectlError(f"kubectl apply answered {len(items)} objects for {len(objects)}")
+        return items
+
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict:
         args = ["get", kind, name, "-o", "json"]
         if namespace:
             args += ["-n", namespace]
         return json.loads(self.kubectl(*args).stdout)
-
-    def get_all(self, objects: list[dict]) -> dict[tuple[str, str, str], dict]:
-        """The stored versions of these objects, by (kind, namespace, name), in one request batch."""
-        found = json.loads(self.kubectl("get", "-f", "-", "-o", "json", stdin=yaml.safe_dump_all(objects)).stdout)
-        items = found["items"] if found.get("kind") == "List" else [found]
-        return {(i["kind"], i["metadata"].get("namespace", ""), i["metadata"]["name"]): i for i in items}
-
-    def fresh_namespace(self, prefix: str = "t") -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        self.kubectl("create", "namespace", name)
-        return name
 
 
 def denial(proc: subprocess.CompletedProcess) -> str | None:
