@@ -33,6 +33,7 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,7 @@ class ApiServer:
     kubectl_bin: str
     cache_dir: Path
     start_seconds: float
+    tls: ssl.SSLContext  # the admin client certificate, for call()
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run([self.kubectl_bin, "--kubeconfig", str(self.kubeconfig), "--cache-dir",
@@ -184,11 +186,39 @@ class ApiServer:
             raise KubectlError(f"kubectl apply answered {len(items)} objects for {len(objects)}")
         return items
 
+    def call(self, method: str, path: str, body: dict | list | None = None,
+             content_type: str = "application/json") -> tuple[int, dict]:
+        """One API request from this process, with no kubectl start: for a test's own bookkeeping (such as
+        waiting until a write reached the admission plugin), never for the request the test is about."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
+                                         headers={"Content-Type": content_type, "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, context=self.tls, timeout=60) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")
+            try:
+                return exc.code, json.loads(text)
+            except ValueError:
+                return exc.code, {"message": text}
+
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict:
         args = ["get", kind, name, "-o", "json"]
         if namespace:
             args += ["-n", namespace]
         return json.loads(self.kubectl(*args).stdout)
+
+
+def call_denial(status: int, answer: dict) -> str | None:
+    """denial() for an answer of ApiServer.call: the admission message of a refused request, None when it
+    succeeded; any other failure is a test error."""
+    if 200 <= status < 300:
+        return None
+    message = answer.get("message", "")
+    if DENIED not in message:
+        raise KubectlError(f"API request failed ({status}) without an admission denial: {message}")
+    return message.split(DENIED, 1)[1].strip()
 
 
 def denial(proc: subprocess.CompletedProcess) -> str | None:
@@ -204,9 +234,13 @@ def denial(proc: subprocess.CompletedProcess) -> str | None:
     return text.split(DENIED, 1)[1].strip()
 
 
-def _wait_ready(url: str, pki: dict[str, Path], processes: list[Process]) -> None:
+def _client_tls(pki: dict[str, Path]) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(pki["ca.crt"]))
     context.load_cert_chain(str(pki["admin.crt"]), str(pki["admin.key"]))
+    return context
+
+
+def _wait_ready(url: str, context: ssl.SSLContext, processes: list[Process]) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     last = ""
     while time.monotonic() < deadline:
@@ -273,7 +307,8 @@ def apiserver(tmp_path_factory) -> ApiServer:
             "--profiling=false",
         ], workdir))
         url = f"https://127.0.0.1:{port}"
-        _wait_ready(url, pki, processes)
+        tls = _client_tls(pki)
+        _wait_ready(url, tls, processes)
         start_seconds = time.monotonic() - started
         kubeconfig = workdir / "kubeconfig"
         kubeconfig.write_text(yaml.safe_dump({
@@ -284,7 +319,7 @@ def apiserver(tmp_path_factory) -> ApiServer:
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
         }))
         kubeconfig.chmod(0o600)
-        server = ApiServer(url, kubeconfig, binaries["kubectl"], workdir / "kubectl-cache", start_seconds)
+        server = ApiServer(url, kubeconfig, binaries["kubectl"], workdir / "kubectl-cache", start_seconds, tls)
         server.kubectl("apply", "-f", str(CRDS))
         server.kubectl("wait", "--for", "condition=Established", "--timeout", "60s", "-f", str(CRDS))
         server.kubectl("create", "namespace", "d8-system")
