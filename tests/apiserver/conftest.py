@@ -203,12 +203,6 @@ class ApiServer:
             except ValueError:
                 return exc.code, {"message": text}
 
-    def get(self, kind: str, name: str, namespace: str | None = None) -> dict:
-        args = ["get", kind, name, "-o", "json"]
-        if namespace:
-            args += ["-n", namespace]
-        return json.loads(self.kubectl(*args).stdout)
-
 
 def call_denial(status: int, answer: dict) -> str | None:
     """denial() for an answer of ApiServer.call: the admission message of a refused request, None when it
