@@ -172,7 +172,8 @@ class ApiServer:
 
     def apply(self, objects: list[dict] | dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         docs = objects if isinstance(objects, list) else [objects]
-        return self.kubectl("apply", "-f", "-", *args, stdin=yaml.safe_dump_all(docs), check=check)
+        # a stream of JSON documents: kubectl reads it like YAML, and Python writes it many times faster
+        return self.kubectl("apply", "-f", "-", *args, stdin="\n".join(json.dumps(doc) for doc in docs), check=check)
 
     def apply_stored(self, objects: list[dict], *args: str) -> list[dict]:
         """Apply the objects in order in one kubectl call; what the server stored for each, in the same order.
