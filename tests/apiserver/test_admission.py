@@ -144,7 +144,7 @@ class Admission:
         `kubectl apply --server-side --force-conflicts`; the params are test state, not the subject)."""
         status, answer = self.server.call("PATCH", f"{PARAMS_PATH}?fieldManager=kubectl&force=true", params,
                                           "application/apply-patch+yaml")
-        if status != 200 and status != 201:
+        if status not in (200, 201):
             raise KubectlError(f"params write failed ({status}): {answer.get('message')}")
 
     def set_state(self, state: dict, *, cluster_type: str = "Static", bootstrapped: bool = True) -> None:
