@@ -150,14 +150,18 @@ class Admission:
     def set_state(self, state: dict, *, cluster_type: str = "Static", bootstrapped: bool = True) -> None:
         """Render and apply the params for this state and wait until the policy sees them.
 
-        The params go through the opposite bootstrap flag first; the freeze probe tells when each write is
-        visible, and writes are seen in order, so after the second probe the policy reads exactly this state.
+        The params go through a fixed state with the opposite bootstrap flag first (the same values each
+        time, so Helm renders it once per process); the freeze probe tells when each write is visible, and
+        writes are seen in order, so after the second probe the policy reads exactly this state.
         """
         key = (tuple(sorted(state.items())), cluster_type, bootstrapped)
         if key == self.state_key:
             return
         for flag in (not bootstrapped, bootstrapped):
-            params = self.render_params(state, cluster_type=cluster_type, bootstrapped=flag)
+            if flag == bootstrapped:
+                params = self.render_params(state, cluster_type=cluster_type, bootstrapped=flag)
+            else:
+                params = self.render_params(MATRIX_FROM["Unmanaged (legacy)"], cluster_type="Static", bootstrapped=flag)
             self._write_params(params)
             expected = None if flag else messages.ADMISSION_BOOTSTRAP
             assert self.eventually(self._probe, expected) == expected, "params change never reached the policy"
