@@ -34,8 +34,6 @@ from d8registry.sim import scenario
 from d8registry.sim.engine import Simulator
 from d8registry.sim.run import _hosts, cluster_registry
 
-from .conftest import KUBECTL_GOGC
-
 LICENSE = "example-license-not-a-secret"  # the example cluster's dummy credential
 READ_KINDS = {"ModuleConfig", "Node", "Secret", "Deployment", "Pod", "NodeGroupConfiguration"}
 POLICY_BINDINGS = "validatingadmissionpolicybindings.admissionregistration.k8s.io"
@@ -164,8 +162,7 @@ def midway(apiserver, repo_root, helm_bin, tmp_path_factory) -> Midway:
     finally:
         _restore_policy_bindings(server, set_aside)
     pki = next(o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "registry-pki")
-    env = {**KUBECTL_GOGC, **os.environ, "D8REGISTRY_KUBECTL": server.kubectl_bin,
-           "KUBECACHEDIR": str(workdir / "kubectl-cache")}
+    env = {**os.environ, "D8REGISTRY_KUBECTL": server.kubectl_bin, "KUBECACHEDIR": str(workdir / "kubectl-cache")}
     env.pop("KUBECONFIG", None)
     return Midway(objects=objects, globals=globals_, cluster_file=cluster_file, env=env,
                   kubeconfig=str(server.kubeconfig),
