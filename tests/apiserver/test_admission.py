@@ -29,7 +29,7 @@ import pytest
 from d8registry import helm
 from lib import admission, messages, settings, transitions
 
-from .conftest import denial
+from .conftest import KubectlError, call_denial, denial
 
 # The policy objects are applied server-side, as test_rendered_objects applies them later in the same server:
 # a client-side apply leaves a last-applied annotation that a server-side apply then conflicts on.
@@ -39,6 +39,8 @@ POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 # how long a params or policy change may take to reach the admission plugin (bounded in count and time)
 EVENTUAL_TRIES, EVENTUAL_SECONDS = 200, 60
 REPO = "registry.example.com/deckhouse/ee"
+PARAMS_PATH = "/api/v1/namespaces/d8-system/configmaps/registry-admission-params"
+MODULE_CONFIGS = "/apis/deckhouse.io/v1alpha1/moduleconfigs"
 
 MATRIX_FROM = {
     # label: orchestrator state of a finished switch
@@ -120,22 +122,47 @@ class Admission:
             time.sleep(0.1)
         return answer
 
+    def dry_run(self, registry: dict | None) -> str | None:
+        """A server dry run of ModuleConfig 'deckhouse' with this registry section, as `kubectl apply` would
+        leave it; the denial message or None. It is sent from this process: it only tells when a change
+        reached the admission plugin, the verdicts under test go through kubectl."""
+        spec = self.deckhouse(registry)["spec"]
+        status, answer = self.server.call("PATCH", f"{MODULE_CONFIGS}/deckhouse?dryRun=All",
+                                          [{"op": "replace", "path": "/spec", "value": spec}],
+                                          "application/json-patch+json")
+        if status == 404:  # not created yet (or deleted by a test): the create is judged by the same policy
+            status, answer = self.server.call("POST", f"{MODULE_CONFIGS}?dryRun=All",
+                                              self.module_config("deckhouse", spec))
+        return call_denial(status, answer)
+
     def _probe(self) -> str | None:
         # allowed from every mode once bootstrapped, refused by the freeze otherwise
-        return self.try_registry(request("Direct"), dry_run=True)
+        return self.dry_run(request("Direct"))
+
+    def _write_params(self, params: dict) -> None:
+        """The rendered params ConfigMap, server-side applied from this process (the same request as
+        `kubectl apply --server-side --force-conflicts`; the params are test state, not the subject)."""
+        status, answer = self.server.call("PATCH", f"{PARAMS_PATH}?fieldManager=kubectl&force=true", params,
+                                          "application/apply-patch+yaml")
+        if status not in (200, 201):
+            raise KubectlError(f"params write failed ({status}): {answer.get('message')}")
 
     def set_state(self, state: dict, *, cluster_type: str = "Static", bootstrapped: bool = True) -> None:
         """Render and apply the params for this state and wait until the policy sees them.
 
-        The params go through the opposite bootstrap flag first; the freeze probe tells when each write is
-        visible, and writes are seen in order, so after the second probe the policy reads exactly this state.
+        The params go through a fixed state with the opposite bootstrap flag first (the same values each
+        time, so Helm renders it once per process); the freeze probe tells when each write is visible, and
+        writes are seen in order, so after the second probe the policy reads exactly this state.
         """
         key = (tuple(sorted(state.items())), cluster_type, bootstrapped)
         if key == self.state_key:
             return
         for flag in (not bootstrapped, bootstrapped):
-            params = self.render_params(state, cluster_type=cluster_type, bootstrapped=flag)
-            self.server.apply(params, *SERVER_SIDE)
+            if flag == bootstrapped:
+                params = self.render_params(state, cluster_type=cluster_type, bootstrapped=flag)
+            else:
+                params = self.render_params(MATRIX_FROM["Unmanaged (legacy)"], cluster_type="Static", bootstrapped=flag)
+            self._write_params(params)
             expected = None if flag else messages.ADMISSION_BOOTSTRAP
             assert self.eventually(self._probe, expected) == expected, "params change never reached the policy"
         self.data = params["data"]
@@ -273,11 +300,12 @@ def test_unrelated_edit_is_not_blocked_by_an_old_invalid_value(adm, apiserver):
                and obj["metadata"]["name"] == "registry-moduleconfig-deckhouse"]
     # an old invalid value got in while the policy was not in place
     apiserver.kubectl("delete", "validatingadmissionpolicybinding", "registry-moduleconfig-deckhouse")
-    assert adm.eventually(lambda: adm.try_registry(invalid, dry_run=True), None) is None
+    assert adm.eventually(lambda: adm.dry_run(invalid), None) is None
     assert adm.try_registry(invalid) is None
     apiserver.apply(binding, *SERVER_SIDE)
-    assert adm.eventually(lambda: adm.try_registry({"mode": "Bogus"}, dry_run=True),
+    assert adm.eventually(lambda: adm.dry_run({"mode": "Bogus"}),
                           messages.ADMISSION_MODE_ENUM) == messages.ADMISSION_MODE_ENUM
+    assert adm.try_registry({"mode": "Bogus"}, dry_run=True) == messages.ADMISSION_MODE_ENUM
     assert adm.try_registry(invalid, bundle="Default") is None
     assert adm.case({**invalid, "direct": {**invalid["direct"], "password": "p"}}) is None
 

@@ -72,15 +72,12 @@ def _for_server(obj: dict) -> dict:
     return obj
 
 
-def _status_patch(server, obj: dict) -> None:
-    if not obj.get("status"):
-        return
-    meta = obj["metadata"]
-    args = ["patch", obj["kind"].lower(), meta["name"], "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": obj["status"]})]
-    if meta.get("namespace"):
-        args += ["-n", meta["namespace"]]
-    server.kubectl(*args)
+def _status_of(obj: dict) -> dict:
+    """The status of a simulator object as a server-side apply of the status subresource takes it."""
+    meta = {"name": obj["metadata"]["name"]}
+    if obj["metadata"].get("namespace"):
+        meta["namespace"] = obj["metadata"]["namespace"]
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": meta, "status": obj["status"]}
 
 
 def _without_policy_bindings(server):
@@ -88,8 +85,8 @@ def _without_policy_bindings(server):
     bindings aside while this cluster is written, and give them back exactly as they were."""
     found = json.loads(server.kubectl("get", POLICY_BINDINGS, "-o", "json").stdout)["items"]
     ours = [b for b in found if b["metadata"]["name"].startswith("registry-")]
-    for binding in ours:
-        server.kubectl("delete", POLICY_BINDINGS, binding["metadata"]["name"])
+    if ours:
+        server.kubectl("delete", POLICY_BINDINGS, *(binding["metadata"]["name"] for binding in ours))
     return ours
 
 
@@ -143,21 +140,25 @@ def midway(apiserver, repo_root, helm_bin, tmp_path_factory) -> Midway:
                    "data": {"cluster-configuration.yaml": configuration}},
                   {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d8-cluster-is-bootstrapped",
                                                                          "namespace": "kube-system"}}])
-    ordered = sorted(objects, key=lambda o: (o["kind"] != "Node", o["kind"] == "Pod"))
-    uids: dict[str, str] = {}
+    # one kubectl call per batch: the Nodes (their uids are the owners' of the rest), the ModuleConfigs, the
+    # rest with the Pods last, then the status of everything that has one
+    nodes = [obj for obj in objects if obj["kind"] == "Node"]
+    configs = [obj for obj in objects if obj["kind"] == "ModuleConfig"]
+    rest = sorted((obj for obj in objects if obj["kind"] not in ("Node", "ModuleConfig")),
+                  key=lambda o: o["kind"] == "Pod")
     set_aside = _without_policy_bindings(server)
     try:
-        for obj in ordered:
-            body = _for_server(obj)
-            if obj["kind"] == "ModuleConfig":
-                _apply_module_config(server, body)
-                continue
+        stored = server.apply_stored([_for_server(obj) for obj in nodes], "--server-side", "--force-conflicts")
+        uids = {node["metadata"]["name"]: node["metadata"]["uid"] for node in stored}
+        for config in configs:
+            _apply_module_config(server, _for_server(config))
+        bodies = [_for_server(obj) for obj in rest]
+        for body in bodies:
             for owner in body["metadata"].get("ownerReferences") or []:
                 owner["uid"] = uids[owner["name"]]
-            server.apply(body, "--server-side", "--force-conflicts")
-            if obj["kind"] == "Node":
-                uids[obj["metadata"]["name"]] = server.get("node", obj["metadata"]["name"])["metadata"]["uid"]
-            _status_patch(server, obj)
+        server.apply(bodies, "--server-side", "--force-conflicts")
+        statuses = [_status_of(obj) for obj in [*nodes, *rest] if obj.get("status")]
+        server.apply(statuses, "--server-side", "--force-conflicts", "--subresource=status")
     finally:
         _restore_policy_bindings(server, set_aside)
     pki = next(o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "registry-pki")
