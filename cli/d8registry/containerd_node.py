@@ -265,10 +265,14 @@ class Node:
                     request.unlink()
                     try:
                         self.start_daemon(net_namespace)
-                        done.write_text("0")
+                        status = "0"
                     except lo.Unavailable as exc:
-                        done.write_text("1")
+                        status = "1"
                         self.step_log = f"restart failed: {exc}\n"
+                    # the stand-in polls for the file: it must never see it created but still empty
+                    partial = done.with_name(done.name + ".tmp")
+                    partial.write_text(status)
+                    partial.replace(done)
                 time.sleep(0.05)
         finally:
             if proc.poll() is None:

@@ -25,8 +25,10 @@ import json
 import os
 import re
 import shutil
+import time
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from d8registry import containerd_node as cn
@@ -166,3 +168,20 @@ def test_direct_rewrite_is_ignored_by_vanilla_containerd_and_the_pull_fails(worl
     assert any(p.endswith(" 404") for p in asked), f"containerd asked the hosts.toml mirror (the upstream): {asked}"
     # the path was not rewritten, and nothing was served
     assert all(p.startswith(f"/v2/{lo.IMAGE_REPO}/") and p.endswith((" 401", " 404")) for p in asked), asked
+
+
+def test_a_slow_write_of_the_restart_answer_is_never_read_half_done(world, node_factory, monkeypatch):
+    """The systemctl stand-in polls for restart.done and exits with what it holds. The answer must appear whole:
+    a busy suite run once caught it created but still empty (`exit: : numeric argument required`)."""
+    write_text = Path.write_text
+
+    def slow(path, data, *args, **kwargs):
+        if path.name.startswith("restart.done"):
+            path.open("w").close()   # created, empty, for a while: what a write looks like from outside
+            time.sleep(1)
+        return write_text(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", slow)
+    node = node_factory(1, cn.proxy_mirrors(world.cluster))
+    assert node.systemctl_calls() == ["restart containerd"]
+    assert "numeric argument" not in node.step_log
