@@ -15,13 +15,12 @@
 
 One master (containerd 1.6) and one worker (containerd 2.x) go Unmanaged -> Direct -> Proxy -> Direct -> Local ->
 Unmanaged through the CLI while each node pulls over CRI from real containerd, fronts, distributions and node LBs
-(cli/d8registry/sim/dataplane.py). A module whose transitional containerd config is skipped (a patched copy passed
-with --module-dir) must be caught: the failed pulls name the node, the stage and containerd's error.
+(cli/d8registry/sim/dataplane.py). A module whose transitional containerd config is skipped (the orchestrator's merge
+replaced) must be caught: the failed pulls name the node, the stage and containerd's error.
 
 Every node also pulls right after each change (Deckhouse moved, a node step ran), so what is pulled does not
-depend on how fast the hooks run: the chain runs its hooks in process (the real hook protocol is played by
-tests/bundle/test_simulate_from_bundle.py), the patched tree runs its own hooks as processes (in process, the
-checkout's hooks/lib would be imported instead, which the CLI refuses: tests/cli/test_module_dir.py).
+depend on how fast the hooks run: both runs have their hooks in process (the real hook protocol is played by
+tests/bundle/test_simulate_from_bundle.py).
 
 Everything runs in the nodes' own network namespaces (127.0.16.x exists only there) and in fresh temp dirs, so
 these tests do not collide with the fixed-address data-plane tests.
@@ -29,6 +28,7 @@ these tests do not collide with the fixed-address data-plane tests.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
@@ -109,19 +109,22 @@ def test_whole_chain_pulls_never_fail(small_cluster_file):
     assert out.index("pushed system/deckhouse@") < out.index("=== mode=Unmanaged")
 
 
-def test_skipped_transitional_config_is_caught(small_cluster_file, tmp_path):
+def test_skipped_transitional_config_is_caught(small_cluster_file, monkeypatch, capsys):
     """Fault: the orchestrator publishes the final mirrors where the transitional (old + new) ones belong. When
-    Direct -> Unmanaged drops the fixed name's hosts dir before Deckhouse moved to the upstream, pulls fail."""
-    tree = tmp_path / "module"
-    subprocess.run([sys.executable, str(REPO / "tools/build_bundle.py"), "tree", str(tree)], check=True,
-                   capture_output=True, timeout=120)
-    node_config = tree / "hooks/lib/node_config.py"
-    text = node_config.read_text()
-    marker = '    merged: dict[str, list[dict]] = {}\n'
-    assert text.count(marker) == 1
-    node_config.write_text(text.replace(marker, "    return copy.deepcopy(new)  # injected fault\n" + marker))
-    result = _simulate("--cluster", str(small_cluster_file), "--module-dir", str(tree),
-                       "--set", "mode=Direct", "--set", "mode=Unmanaged")
+    Direct -> Unmanaged drops the fixed name's hosts dir before Deckhouse moved to the upstream, pulls fail.
+
+    The fault replaces the orchestrator's merge in this process and the CLI's entry point runs here with its hooks
+    in process, so they run the faulty merge (a patched tree would need hook processes: tests/cli/test_module_dir.py)."""
+    from d8registry import __main__ as cli
+    from lib import node_config
+
+    monkeypatch.setattr(node_config, "transitional", lambda old, new: copy.deepcopy(new))  # injected fault
+    monkeypatch.chdir(REPO)
+    capsys.readouterr()
+    code = cli.main(["simulate", "--real-dataplane", "--in-process", "--cluster", str(small_cluster_file),
+                     "--set", "mode=Direct", "--set", "mode=Unmanaged"])
+    captured = capsys.readouterr()
+    result = subprocess.CompletedProcess(["d8registry"], code, captured.out, captured.err)
     out = _show(result)
     assert result.returncode == 4, out[-6000:] + result.stderr[-3000:]
     rows = _table(out)
