@@ -23,6 +23,7 @@ import pytest
 from cryptography import x509
 from d8registry.operator import bindings, protocol
 
+from ..hooks.test_converged_reuse import _issued_by
 from .switching import request, switch
 
 # what an orchestrator run in converged Direct has no use for (tests/hooks/test_converged_reuse.py: Proxy)
@@ -54,15 +55,6 @@ def test_a_converged_direct_run_renders_and_verifies_nothing_again(direct):
     assert "lib.stages" in imported, "the import log was read"
     assert not imported & set(NOT_LOADED), sorted(imported & set(NOT_LOADED))
     assert result.values_patch == []
-
-
-def _issued_by(cert_pem: str, ca_pem: str) -> bool:
-    cert = x509.load_pem_x509_certificate(cert_pem.encode())
-    try:
-        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem.encode()))
-    except Exception:
-        return False
-    return True
 
 
 def test_a_foreign_proxy_certificate_is_replaced_despite_the_recorded_digest(direct):
