@@ -263,6 +263,10 @@ def _mirrors_for(run: Run, node_params: dict | None) -> dict:
 
 # -- base rendering: what runs now ---------------------------------------------------------------
 
+# the kinds of rendered entries whose digest lets a later run reuse them (_rendered_source)
+NODE_SERVICES, INCLUSTER_PROXY = "node-services/2", "incluster-proxy/1"
+
+
 def node_services_source(state: dict) -> tuple[str, dict | None] | None:
     """Flavour and upstream of the node services that run now, as the last rendering recorded them."""
     services = state.get("node_services") or {}
@@ -271,12 +275,27 @@ def node_services_source(state: dict) -> tuple[str, dict | None] | None:
     return services["flavour"], services.get("upstream")
 
 
-def _rendered_source(inputs: list, entry: dict) -> str:
-    """Digest binding a rendered node services entry (its version, files and certificate window) to every
-    input it was rendered from; any change to either side, the certificate included, gives another digest.
-    Only digests are stored: the material itself is already in the entry."""
-    return hashing.sha256_hex(["node-services/1", inputs, entry.get("version"), entry.get("files"),
-                               entry.get("cert_window")])
+def _rendered_source(kind: str, inputs: list, entry: dict) -> str:
+    """Digest binding a rendered entry (everything in it but this digest: version, files, certificate window,
+    upstream) to every input it was rendered from; any change to either side, the certificate included, gives
+    another digest. Only digests are stored: the material itself is already in the entry."""
+    return hashing.sha256_hex([kind, inputs, {key: value for key, value in entry.items() if key != "source"}])
+
+
+def _rendered_before(kind: str, inputs: list, known: dict, now_seconds: int) -> bool:
+    """Exactly these files were rendered from exactly these inputs and their certificate verified against this
+    CA, and it is not due for renewal yet: rendering again (cryptography, bcrypt, YAML) gives the same entry."""
+    return bool(known.get("source")) and known["source"] == _rendered_source(kind, inputs, known) \
+        and _within(known.get("cert_window"), now_seconds)
+
+
+def _record_source(kind: str, inputs: list, entry: dict) -> None:
+    """Give a freshly rendered entry its certificate window and digest (none when the certificate cannot be
+    read: the next run then renders again)."""
+    window = dataplane.cert_window(entry["files"]["front.crt"])
+    if window is not None:
+        entry["cert_window"] = window
+        entry["source"] = _rendered_source(kind, inputs, entry)
 
 
 def _within(window, now_seconds: int) -> bool:
@@ -340,11 +359,8 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
                 run.inp.cluster_domain, run.inp.images, run.inp.proxy_env]
 
     def rendered_before(master: dataplane.Master) -> bool:
-        # exactly these files were rendered from exactly these inputs and their certificate verified
-        # against this CA, and it is not due for renewal yet: rendering again gives the same entry
-        known = previous.get(master.name) or {}
-        return bool(known.get("source")) and known["source"] == _rendered_source(inputs_of(master), known) \
-            and _within(known.get("cert_window"), run.inp.now_seconds)
+        return _rendered_before(NODE_SERVICES, inputs_of(master), previous.get(master.name) or {},
+                                run.inp.now_seconds)
 
     kept = {master.name for master in masters if rendered_before(master)}
     if len(kept) < len(masters):
@@ -372,10 +388,7 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
             images=run.inp.images, env=run.inp.proxy_env)
         if not reused and not previous.get(master.name):
             run.log("Generating node certificate", node=master.name)
-        window = dataplane.cert_window(entry["files"]["front.crt"])
-        if window is not None:
-            entry["cert_window"] = window
-            entry["source"] = _rendered_source(inputs, entry)
+        _record_source(NODE_SERVICES, inputs, entry)
         nodes[master.name] = entry
     # flavour and upstream are kept (and persisted) so a later run, or a restart, renders exactly
     # what runs now even when the target has moved on (SPEC 4.10.2)
@@ -387,16 +400,11 @@ def render_node_services(run: Run, flavour: str, upstream: dict | None) -> None:
 
 def render_incluster_proxy(run: Run, upstream: dict) -> None:
     known = run.state.get("incluster_proxy") or {}
-    pki_state = run.state.get("pki") or {}
-    ca_pair = pki_state.get("ca") or {}
+    ca_pair = (run.state.get("pki") or {}).get("ca") or {}
     inputs = [upstream, ca_pair.get("cert"), ca_pair.get("key"), run.state.get("http_secret", ""),
               run.inp.cluster_domain]
-    # as for the node services: exactly these files were rendered from exactly these inputs, their certificate
-    # verified against this CA and not due for renewal, so rendering again (cryptography, bcrypt, YAML) gives
-    # the same entry; a converged Direct run does none of it (issue #15)
-    if known.get("source") and known["source"] == _incluster_source(inputs, known) \
-            and _within(known.get("cert_window"), run.inp.now_seconds):
-        return
+    if _rendered_before(INCLUSTER_PROXY, inputs, known, run.inp.now_seconds):
+        return  # a converged Direct run ends here (issue #15)
     ca = run.ca()
     if ca is None or not run.state.get("http_secret"):
         return
@@ -405,18 +413,8 @@ def render_incluster_proxy(run: Run, upstream: dict) -> None:
         run.inp.reusable_certs.get("registry-incluster-proxy-config"), run.inp.now)
     # the upstream is kept (and persisted) for the same reason as the node services' source
     entry = {**dataplane.with_version(files), "upstream": copy.deepcopy(upstream)}
-    window = dataplane.cert_window(files["front.crt"])
-    if window is not None:
-        entry["cert_window"] = window
-        entry["source"] = _incluster_source(inputs, entry)
+    _record_source(INCLUSTER_PROXY, inputs, entry)
     run.state["incluster_proxy"] = entry
-
-
-def _incluster_source(inputs: list, entry: dict) -> str:
-    """Digest binding the in-cluster proxy's files (version, files, certificate window and upstream) to every
-    input they were rendered from, as _rendered_source does for a master's node services."""
-    return hashing.sha256_hex(["incluster-proxy/1", inputs, entry.get("version"), entry.get("files"),
-                               entry.get("upstream"), entry.get("cert_window")])
 
 
 def uses_lb(mirror_map: dict) -> bool:

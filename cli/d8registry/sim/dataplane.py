@@ -333,7 +333,7 @@ class RealDataPlane:
         self.stage = "Unmanaged (start)"
         self.stages: list[str] = [self.stage]
         self.pushed = False
-        self.changed = False     # a node step ran since the last pull of every node
+        self.changed = False     # a node step ran, or the push filled the replicas, since every node last pulled
         self.state_pulls = 0     # pulls made right after a change (see the module docstring)
         self.notes: list[str] = []
         self._lock = threading.Lock()
